@@ -1,0 +1,1 @@
+"""vppagent: hands a Kubernetes node's networking to a VPP data plane."""
