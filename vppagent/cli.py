@@ -1,0 +1,71 @@
+"""The ``vppagent`` command: ``demo`` and ``check`` (more subcommands come with the agent core).
+
+Owns argument parsing and turning every expected failure into one clear line
+on stderr and a non-zero exit code; tracebacks are for bugs only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from . import logs
+from startup.vpp_process import VppStartError
+
+from .cni.linux import LinuxNetError
+from .vpp.errors import VppError
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .vpp.client import VppClient
+
+    t0 = time.perf_counter()
+    with VppClient(args.socket, args.api_dir, timeout=args.timeout).connect() as vpp:
+        version = vpp.call("show_version")
+        ms = (time.perf_counter() - t0) * 1000
+        print(f"VPP {version.version} at {args.socket}: compatible "
+              f"(connect and check {ms:.0f} ms, vpe pid {vpp.vpe_pid})")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    if os.geteuid() != 0:
+        print("vppagent demo: needs root to create network namespaces and veth pairs", file=sys.stderr)
+        return EXIT_USAGE
+    return demo.run(args.api_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="vppagent", description="Kubernetes node agent for a VPP data plane")
+    ap.add_argument("--log-level", default=os.environ.get("VPPAGENT_LOG_LEVEL", "warning"))
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("demo", help="attach two netns pods to VPP (or the emulator), ping, clean up")
+    d.add_argument("--api-dir", default=os.environ.get("VPPAGENT_API_DIR"))
+    d.set_defaults(func=_demo)
+
+    c = sub.add_parser("check", help="connect to VPP and check API compatibility")
+    c.add_argument("--socket", default=os.environ.get("VPPAGENT_VPP_SOCKET", "/run/vpp/api.sock"))
+    c.add_argument("--api-dir", default=os.environ.get("VPPAGENT_API_DIR"))
+    c.add_argument("--timeout", type=float, default=5.0)
+    c.set_defaults(func=_check)
+
+    args = ap.parse_args(argv)
+    logs.setup(args.log_level)
+    try:
+        return args.func(args)
+    except (VppError, VppStartError, LinuxNetError) as e:
+        print(f"vppagent {args.cmd}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pod networking: the CNI backend, pod interface drivers and IPAM."""

@@ -1,0 +1,1 @@
+PINNED_CRCS: dict[str, str] = {}
