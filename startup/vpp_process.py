@@ -136,9 +136,15 @@ class VppProcess:
 
     def kill(self) -> None:
         """Crash VPP (SIGKILL), as a test of restart handling."""
-        if self._proc is not None:
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Kill VPP and start it again on the same sockets: a crash and a supervisor restart."""
+        self.kill()
+        self._proc = None
+        self.start()
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
