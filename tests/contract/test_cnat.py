@@ -100,11 +100,12 @@ def test_ipv6_maglev_translation_round_trip(vpp, translations):
     assert t.paths[0].dst == Endpoint.of("fd00:1::5", 5353)
 
 
-def test_translation_without_backends_is_kept(vpp, translations):
-    tid = cnat.update_translation(vpp, TranslationSpec(Endpoint.of(VIP4, 8443), Proto.TCP))
-    translations.append(tid)
-    [t] = [t for t in cnat.dump_translations(vpp) if t.id == tid]
-    assert t.paths == ()
+def test_translation_without_backends_is_refused_before_vpp(vpp):
+    # VPP 26.06 would validate a vector of n_paths - 1 = 2^32 - 1 paths and die.
+    sent = vpp.calls["cnat_translation_update"]
+    with pytest.raises(ValueError):
+        cnat.update_translation(vpp, TranslationSpec(Endpoint.of(VIP4, 8443), Proto.TCP))
+    assert vpp.calls["cnat_translation_update"] == sent
 
 
 def test_a_freed_translation_id_is_reused(vpp, translations):
@@ -142,6 +143,17 @@ def test_interface_vip_without_address_stays_unresolved(vpp, translations, loop)
     assert t.vip.address == ipaddress.IPv4Address(0)
 
 
+def test_unresolved_interface_vip_is_never_updated_in_place(vpp, translations, loop):
+    # VPP stores it under one key and looks it up under another: each update adds one.
+    spec = TranslationSpec(Endpoint.interface(loop, 81), Proto.TCP, (Path(Endpoint.of("10.0.1.5", 80)),))
+    a = cnat.update_translation(vpp, spec)
+    translations.append(a)
+    b = cnat.update_translation(vpp, spec)
+    translations.append(b)
+    assert a != b
+    assert {a, b} <= {t.id for t in cnat.dump_translations(vpp)}
+
+
 def test_interface_vip_takes_the_interface_address(vpp, translations, loop):
     interfaces.add_address(vpp, loop, "192.0.2.1/24")
     try:
@@ -150,6 +162,12 @@ def test_interface_vip_takes_the_interface_address(vpp, translations, loop):
         translations.append(tid)
         [t] = [t for t in cnat.dump_translations(vpp) if t.id == tid]
         assert t.vip == Endpoint(ipaddress.ip_address("192.0.2.1"), 80, loop, False)
+        # Resolved, it is the translation of that address: an address VIP updates it.
+        again = cnat.update_translation(vpp, _spec("192.0.2.1", 80, ("10.0.1.9", 80)))
+        assert again == tid
+        [t] = [t for t in cnat.dump_translations(vpp) if t.id == tid]
+        assert t.vip.sw_if_index == loop
+        assert [str(p.dst.address) for p in t.paths] == ["10.0.1.9"]
         cnat.delete_translation(vpp, tid)
     finally:
         interfaces.del_address(vpp, loop, "192.0.2.1/24")

@@ -166,11 +166,11 @@ def test_vxlan_round_trip_with_default_ports(vpp, vxlans):
 
 
 def test_vxlan_ipv6_with_ports_deleted_through_its_dump(vpp, vxlans):
-    spec = VxlanSpec.of("2001:db8::1", "2001:db8::2", 1002, src_port=4790, dst_port=4791)
+    spec = VxlanSpec.of("2001:db8::1", "2001:db8::2", 1002, src_port=8472, dst_port=8473)
     idx = tunnels.create_vxlan(vpp, spec)
     vxlans.append(spec)
     [t] = tunnels.dump_vxlan(vpp, idx)
-    assert (t.spec.src_port, t.spec.dst_port, t.spec.vni) == (4790, 4791, 1002)
+    assert (t.spec.src_port, t.spec.dst_port, t.spec.vni) == (8472, 8473, 1002)
     assert tunnels.delete_vxlan(vpp, t) == idx
 
 

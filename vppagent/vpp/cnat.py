@@ -9,6 +9,12 @@ What VPP 26.06 offers, and what it does not, shapes this module:
 
 - ``cnat_translation_update`` is an upsert keyed by (VIP, port, protocol):
   updating an existing VIP keeps its id. Paths have no weights in 26.06.
+  Two exceptions: a translation with no path at all makes VPP 26.06 try to
+  allocate 2^32 paths and die, so :func:`update_translation` refuses it
+  (delete the translation instead); and an interface VIP whose interface
+  has no address yet is never found again (VPP looks it up under another
+  key than it stores it), so each update adds a translation: delete and
+  re-create those instead of updating them.
 - The translation dump reports neither the translation flags nor
   ``is_real_ip``; path flags come back with VPP's internal tracking bit,
   which :func:`dump_translations` masks off.
@@ -203,6 +209,9 @@ def _proto(value: int) -> Proto | int:
 
 def update_translation(vpp: VppClient, spec: TranslationSpec) -> int:
     """Create the translation of ``spec.vip``, or replace its paths; return its id."""
+    if not spec.paths:
+        raise ValueError(f"cnat translation {spec.vip} has no path; VPP 26.06 cannot take that "
+                         "(it crashes): delete the translation instead")
     paths = [
         {"dst_ep": _api_endpoint(p.dst), "src_ep": _api_endpoint(p.source()), "flags": int(p.flags)}
         for p in spec.paths

@@ -8,8 +8,11 @@ cnat_snat_policy.c (VPP 26.06):
   when it has one (else it stays unresolved and dumps as 0.0.0.0). A bad
   ``if_af``: INVALID_ADDRESS_FAMILY.
 - ``cnat_translation_update`` is an upsert keyed by (VIP address, port,
-  protocol) - or (VIP interface, port, protocol) while an interface VIP is
-  unresolved. An update keeps the id, the load-balancing type and the flow
+  protocol). An interface VIP that is still unresolved is stored under a
+  key VPP never looks up again, so every update of it adds a translation.
+  Zero paths: VPP 26.06 validates a vector of ``n_paths - 1`` (2^32 - 1)
+  entries and dies; the emulator answers UNSPECIFIED and logs why. An
+  update keeps the id, the load-balancing type and the flow
   hash of the first add, takes the new flags, and rebuilds the path list in
   the order given, keeping the tracker (and its flags) of every path whose
   (dst, src) did not change. Ids come from VPP's pool.
@@ -82,7 +85,7 @@ class Track:
 @dataclass
 class Translation:
     index: int
-    key: tuple
+    key: tuple | None  # None: an unresolved interface VIP (never looked up)
     vip: Endpoint
     proto: int
     flags: int
@@ -155,20 +158,24 @@ def _encode_endpoint(ep: Endpoint) -> dict:
 def cnat_translation_update(emu, mp):
     st = emu.state(CnatState)
     t = mp.translation
+    if t.n_paths == 0:
+        log.error("cnat_translation_update without paths: VPP 26.06 allocates 2^32 paths "
+                  "here and dies; the emulator answers UNSPECIFIED")
+        raise VppRetval(Retval.UNSPECIFIED, "no paths (VPP would crash)")
     proto = int(t.ip_proto)
     paths = [(_decode_endpoint(emu, p.dst_ep), _decode_endpoint(emu, p.src_ep), int(p.flags))
              for p in list(t.paths)[: t.n_paths]]
     vip = _decode_endpoint(emu, t.vip)
-    if vip.resolved:
-        key: tuple = ("ip", vip.ip, vip.port, proto)
-    else:
-        key = ("if", vip.sw_if_index, vip.port, proto)
-    index = st.by_key.get(key)
+    # VPP finds an unresolved interface VIP under (sw_if_index, port, proto)
+    # but stores it under a key with the family bits set: never found again.
+    key = ("ip", vip.ip, vip.port, proto) if vip.resolved else None
+    index = st.by_key.get(key) if key is not None else None
     if index is None:
         index = st.pool.get()
         tr = Translation(index, key, vip, proto, int(t.flags), int(t.lb_type), t.flow_hash_config)
         st.translations[index] = tr
-        st.by_key[key] = index
+        if key is not None:
+            st.by_key[key] = index
     else:
         tr = st.translations[index]
         tr.flags = int(t.flags)
@@ -192,7 +199,8 @@ def cnat_translation_update(emu, mp):
 
 def _delete_translation(st: CnatState, index: int) -> None:
     tr = st.translations.pop(index)
-    del st.by_key[tr.key]
+    if tr.key is not None and st.by_key.get(tr.key) == index:
+        del st.by_key[tr.key]
     st.pool.put(index)
 
 
