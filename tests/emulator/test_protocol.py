@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import time
 
 import pytest
 
@@ -205,8 +206,12 @@ def test_sockclnt_delete_answers_then_closes(emu, raw):
 
 def test_papi_disconnect_is_clean(emu, connect):
     client = connect(emu, "short-lived")
-    assert client.disconnect() is not None
-    assert [name for _, name in emu.clients()] == []
+    reply = client.disconnect()
+    assert reply.response == 1  # VPP's "found and deleted"
+    deadline = time.monotonic() + 5
+    while emu.clients() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert emu.clients() == []
 
 
 def test_undecodable_request_gets_vpps_retval(emu, vpp, raw):

@@ -28,6 +28,7 @@ from vpp_papi.vpp_papi import VPPApiJSONFiles
 from vpp_papi.vpp_serializer import BaseTypes, String, VPPType, VPPTypeAlias
 
 from ..vpp.errors import ApiDefinitionsError
+from .fastcodec import MessageDecoder
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,14 @@ class MessageDef:
     # with whatever default another message gave the shared alias (~0 for
     # interface_index); VPP zeroes what it does not set, so we give 0.
     zero_fields: tuple[str, ...] = ()
+    # Compiled on first use: most messages are never received.
+    _decoder: Any = None
+
+    def decode(self, data: bytes) -> Any:
+        """The request as vpp_papi's unpack gives it (namedtuple, converted types)."""
+        if self._decoder is None:
+            self._decoder = MessageDecoder(self.codec)
+        return self._decoder(data)
 
     @property
     def name_crc(self) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Iterable, Union
 
@@ -350,11 +350,6 @@ class Fib:
         entry.sources.pop(source, None)
         self._gc(table, entry)
 
-    def move_source_paths(self, old: FibTable, new: FibTable, prefix: IPNetwork,
-                          source: FibSource, paths: list[FibPath]) -> None:
-        self.path_remove(old, prefix, source, paths)
-        self.path_add(new, prefix, source, paths)
-
 
 def _dedup(paths: Iterable[FibPath]) -> list[FibPath]:
     out: list[FibPath] = []
@@ -362,8 +357,3 @@ def _dedup(paths: Iterable[FibPath]) -> list[FibPath]:
         if p not in out:
             out.append(p)
     return out
-
-
-def with_weight_default(path: FibPath) -> FibPath:
-    """VPP turns weight 0 into 1 when decoding a path."""
-    return path if path.weight else replace(path, weight=1)

@@ -113,7 +113,7 @@ class ApiProtocol:
     def _decode(mdef: MessageDef, data: bytes) -> Any:
         if mdef.header_only and len(data) >= REQUEST_HEADER.size:
             return mdef.codec.tuple._make(REQUEST_HEADER.unpack_from(data))
-        return mdef.codec.unpack(data)[0]
+        return mdef.decode(data)
 
     def _undecodable(self, conn: Connection, transport: Transport, mdef: MessageDef,
                      svc: Service, data: bytes, error: Exception) -> None:

@@ -26,6 +26,7 @@ import errno
 import logging
 import os
 import queue
+import random
 import selectors
 import socket
 import stat
@@ -36,7 +37,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from .apidefs import FRAME_HEADER, ApiDefinitions, load_definitions
+from .fib import Fib
 from .handlers import Dispatch, discover
+from .interfaces import InterfaceTable
 from .protocol import SOCKET_HANDLE_BIT, ApiProtocol, Session
 from .state import EmulatorConfig, IndexPool, VppState
 
@@ -109,15 +112,16 @@ class Emulator:
         return self._vpp
 
     @property
-    def interfaces(self):
+    def interfaces(self) -> InterfaceTable:
         return self._vpp.interfaces
 
     @property
-    def fib(self):
+    def fib(self) -> Fib:
         return self._vpp.fib
 
     @property
-    def random(self):
+    def random(self) -> random.Random:
+        """The emulated VPP's source of "random" choices (seeded, reset on restart)."""
         return self._vpp.random
 
     def state(self, cls: Callable[[], T]) -> T:
@@ -134,6 +138,7 @@ class Emulator:
 
     def start(self) -> "Emulator":
         """Listen on the socket and serve in a background thread."""
+        self._server.rearm()
         self.listen()
         self._thread = threading.Thread(target=self._server.serve, name="vpp-emulator",
                                         daemon=True)
@@ -296,6 +301,10 @@ class _Server:
     def request_stop(self) -> None:
         self._stopping = True
         self._wake()
+
+    def rearm(self) -> None:
+        """Forget an earlier stop request (a new start after stop())."""
+        self._stopping = False
 
     def _run_calls(self) -> None:
         try:

@@ -26,6 +26,8 @@ from ._common import NO_INDEX, af_of
 
 HANDLERS = HandlerTable("ip")
 
+_NH_PROTOS = frozenset(int(p) for p in NhProto)
+
 DECODE_ERRORS = {
     "ip_route_add_del": int(Retval.INVALID_PREFIX_LENGTH),
     "ip_route_add_del_v2": int(Retval.INVALID_PREFIX_LENGTH),
@@ -78,7 +80,7 @@ def ip_table_dump(emu, mp):
 def decode_path(emu, p: Any) -> FibPath:
     """A vl_api_fib_path_t as fib_api_path_decode reads it, with its checks."""
     proto = int(p.proto)
-    if proto not in tuple(NhProto):
+    if proto not in _NH_PROTOS:
         raise VppRetval(Retval.UNSPECIFIED, f"unknown next-hop protocol {proto}")
     ptype = int(p.type)
     common = {"proto": proto, "weight": p.weight or 1, "preference": p.preference,
