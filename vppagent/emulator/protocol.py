@@ -16,7 +16,9 @@ vlibmemory/socket_api.c, api_helper_macros.h):
   them); new-style streams with details then the reply;
 - a failing handler answers the reply message with the retval and every
   other field zero; a failing old-style dump answers nothing (details have
-  no retval; VPP's dumps answer nothing on a bad index either);
+  no retval; VPP's dumps answer nothing on a bad index either), nor does a
+  request whose reply has no status field (a zeroed reply would pass for
+  success);
 - a request the emulator does not implement is answered with retval
   UNIMPLEMENTED (-9) and logged - never a silent success.
 """
@@ -161,11 +163,18 @@ class ApiProtocol:
         out.append((svc.reply, dict(reply or {})))
         return out
 
-    @staticmethod
-    def _failure(svc: Service, retval: int) -> list[tuple[str, dict]]:
+    def _failure(self, svc: Service, retval: int) -> list[tuple[str, dict]]:
         if svc.reply is None or svc.kind == "dump":
             return []
-        return [(svc.reply, {"retval": int(retval)})]
+        fields = self._api.by_name[svc.reply].fields
+        for status in ("retval", "response"):
+            if status in fields:
+                return [(svc.reply, {status: int(retval)})]
+        # A reply with no status field cannot say it failed; a zeroed one would
+        # be a silent success. Say nothing: the client times out, visibly.
+        log.warning("reply has no status field; failure answered with silence",
+                    extra={"api_message": svc.request, "retval": int(retval)})
+        return []
 
     # -- encoding and delivery ----------------------------------------------
 
