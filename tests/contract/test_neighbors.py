@@ -5,7 +5,7 @@ import ipaddress
 
 import pytest
 
-from vppagent.vpp import interfaces, neighbors
+from vppagent.vpp import interfaces, neighbors, routes
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
 
@@ -49,8 +49,9 @@ def test_proxy_arp_range_and_interface(vpp, loop):
     assert loop not in neighbors.proxy_arp_interfaces(vpp)
 
 
-def test_proxy_nd_entry(vpp, loop):
+def test_proxy_nd_entry_installs_and_removes_its_host_route(vpp, loop):
     neighbors.add_proxy_nd(vpp, loop, "fe80::1")
-    assert (loop, ipaddress.IPv6Address("fe80::1")) in neighbors.proxy_nd_entries(vpp)
+    r = routes.lookup(vpp, "fe80::1/128")
+    assert r is not None and [p.sw_if_index for p in r.paths] == [loop]
     neighbors.del_proxy_nd(vpp, loop, "fe80::1")
-    assert (loop, ipaddress.IPv6Address("fe80::1")) not in neighbors.proxy_nd_entries(vpp)
+    assert routes.lookup(vpp, "fe80::1/128") is None

@@ -16,6 +16,7 @@ from .api_defs import ApiDefinitions, load_definitions
 
 FAMILIES = (
     "interfaces", "routes", "neighbors", "af_packet", "tap", "memif",
+    "cnat", "acl", "tunnels", "ipsec", "wireguard",
 )
 
 # The connection itself needs these whatever the features in use.

@@ -245,18 +245,18 @@ class VppClient:
         msg_id = _U16.unpack_from(raw)[0]
         name = self._names[msg_id] if msg_id < len(self._names) else None
         if name is None or not self._has_context[msg_id]:
-            log.debug("ignoring VPP event", extra={"msg": name, "msg_id": msg_id})
+            log.debug("ignoring VPP event", extra={"api_message": name, "msg_id": msg_id})
             return
         ctx = _U32.unpack_from(raw, 2)[0]
         p = self._pending.get(ctx)
         if p is None:
-            log.warning("reply for unknown context", extra={"msg": name, "context": ctx})
+            log.warning("reply for unknown context", extra={"api_message": name, "context": ctx})
             return
         if name == p.service.details:
             p.details.append(raw)
             return
         if name != p.service.reply:
-            log.warning("unexpected reply", extra={"msg": name, "expected": p.service.reply})
+            log.warning("unexpected reply", extra={"api_message": name, "expected": p.service.reply})
             return
         p.reply = raw
         self._complete(p)

@@ -66,6 +66,10 @@ class Route:
         return Route(ipaddress.ip_network(prefix), tuple(paths), table_id)
 
 
+# vpp_papi packs fixed arrays only when given in full: 16 empty MPLS labels.
+_NO_LABELS = [{"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}] * 16
+
+
 def _api_path(p: Path, ip6: bool) -> dict:
     nh: dict = {}
     if p.next_hop is not None:
@@ -79,6 +83,8 @@ def _api_path(p: Path, ip6: bool) -> dict:
         "flags": int(p.flags),
         "proto": 1 if ip6 else 0,
         "nh": nh,
+        "n_labels": 0,
+        "label_stack": _NO_LABELS,
     }
 
 
