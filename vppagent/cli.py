@@ -1,4 +1,4 @@
-"""The ``vppagent`` command: ``demo`` and ``check`` (more subcommands come with the agent core).
+"""The ``vppagent`` command: ``demo``, ``check`` and ``run`` (the node agent).
 
 Owns argument parsing and turning every expected failure into one clear line
 on stderr and a non-zero exit code; tracebacks are for bugs only.
@@ -41,6 +41,51 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args.api_dir)
 
 
+def _run(args: argparse.Namespace) -> int:
+    """The node agent: runs until SIGTERM/SIGINT, then exits leaving VPP as programmed."""
+    import signal
+
+    from prometheus_client import CollectorRegistry
+
+    from .agent import Agent, FatalAgentError
+    from .config import ConfigError, load
+    from .health import Health, HealthServer
+    from .sources import EventRecorder, KubeConfigError, load_api_client
+
+    try:
+        cfg = load(config_file=args.config)
+    except ConfigError as e:
+        print(f"vppagent run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.setup(cfg.log_level)
+    try:
+        api = load_api_client(cfg.kubeconfig)
+    except KubeConfigError as e:
+        print(f"vppagent run: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    health = Health()
+    registry = CollectorRegistry()
+    try:
+        server = HealthServer(health, cfg.health_address, cfg.health_port, registry).start()
+    except OSError as e:
+        print(f"vppagent run: cannot serve health on {cfg.health_address}:{cfg.health_port}: "
+              f"{e.strerror or e}", file=sys.stderr)
+        return EXIT_FAILED
+    recorder = EventRecorder(api, host=cfg.node_name).start()
+    try:
+        agent = Agent(cfg, api_client=api, recorder=recorder, health=health, registry=registry)
+        signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+        signal.signal(signal.SIGINT, lambda *_: agent.stop())
+        agent.run()
+    except FatalAgentError as e:
+        print(f"vppagent run: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        server.stop()
+        recorder.stop(timeout=1)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vppagent", description="Kubernetes node agent for a VPP data plane")
     ap.add_argument("--log-level", default=os.environ.get("VPPAGENT_LOG_LEVEL", "warning"))
@@ -55,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--api-dir", default=os.environ.get("VPPAGENT_API_DIR"))
     c.add_argument("--timeout", type=float, default=5.0)
     c.set_defaults(func=_check)
+
+    r = sub.add_parser("run", help="run the node agent (configuration: environment, --config YAML)")
+    r.add_argument("--config", default=None,
+                   help="YAML configuration file (default: $VPPAGENT_CONFIG); environment variables win")
+    r.set_defaults(func=_run)
 
     args = ap.parse_args(argv)
     logs.setup(args.log_level)

@@ -1,0 +1,164 @@
+"""``vppagent run`` as a process: kill -9 in the middle of programming, SIGTERM, health over HTTP.
+
+The agent and the emulator (a test double of VPP) run as subprocesses, as on
+a node; the fake API server (a test double) runs in the test.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import api_dir
+from tests.fakekube import FakeKube
+from vppagent.vpp import cnat
+from vppagent.vpp.client import VppClient
+
+from .conftest import NODE, add_service, agent_env, free_port, populate, subprocess_env, vpp_picture, wait_for
+
+N_SERVICES = 1500  # 3000 translations: enough batches to be killed in the middle of
+
+
+@pytest.fixture
+def emulator_process() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="vppagent-proc-") as d:
+        sock = str(Path(d) / "api.sock")
+        p = subprocess.Popen([sys.executable, "-m", "vppagent.emulator.cli", "--socket", sock,
+                              "--api-dir", api_dir()], env=subprocess_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            assert "listening" in p.stdout.readline()
+            yield sock
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+
+
+class AgentProcess:
+    def __init__(self, env: dict[str, str]):
+        self.port = int(env["VPPAGENT_HEALTH_PORT"])
+        self.proc = subprocess.Popen([sys.executable, "-m", "vppagent.cli", "run"], env=subprocess_env(**env),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.seen = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self.seen:
+                self.lines.append(line)
+                self.seen.notify_all()
+
+    def wait_line(self, fragment: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        with self.seen:
+            i = 0
+            while True:
+                for line in self.lines[i:]:
+                    if fragment in line:
+                        return line
+                i = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise AssertionError(f"no log line with {fragment!r}; last lines: {self.lines[-5:]}")
+                self.seen.wait(left)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        try:
+            wait_for(lambda: self.status("/readyz") == 200, timeout, "the agent to be ready")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last log lines: {''.join(self.lines[-30:])}") from None
+
+    def status(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return 0
+
+    def kill(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=15)
+        self._reader.join(timeout=5)
+        return rc
+
+
+def test_kill_9_in_the_middle_of_programming_then_restart_converges_without_duplicates_or_leaks(
+        tmp_path: Path, emulator_process: str) -> None:
+    with FakeKube(bookmark_interval=0.5) as fake:
+        populate(fake, nodes=40, services=N_SERVICES)
+        env = agent_env(emulator_process, VPPAGENT_KUBECONFIG=str(fake.write_kubeconfig(tmp_path / "kc")),
+                        VPPAGENT_HEALTH_PORT=str(free_port()), VPPAGENT_LOG_LEVEL="debug",
+                        VPPAGENT_BULK_CHUNK="100")
+        first = AgentProcess(env)
+        first.wait_line('"kind":"cnat-translation"', timeout=60)
+        assert first.kill(signal.SIGKILL) == -signal.SIGKILL
+
+        look = VppClient(emulator_process, api_dir()).connect()
+        try:
+            partial = len(cnat.dump_translations(look))
+            assert 0 < partial < 2 * N_SERVICES, (f"killed at {partial} translations: not in the middle; "
+                                                  f"{''.join(first.lines[-5:])}")
+            # While no agent runs, the cluster moves on.
+            for i in range(10):
+                fake.delete("Service", f"s{i}", "default")
+                fake.delete("EndpointSlice", f"s{i}-a", "default")
+            add_service(fake, N_SERVICES + 1)
+            fake.delete("Node", "node-40")
+
+            second = AgentProcess({**env, "VPPAGENT_LOG_LEVEL": "info"})
+            second.wait_ready()
+            assert second.status("/healthz") == 200
+
+            pic = vpp_picture(look)
+            tr = cnat.dump_translations(look)
+            keys = [(t.vip.address, t.vip.port, int(t.proto)) for t in tr]
+            assert len(keys) == len(set(keys)), "duplicate translations"
+            assert len(tr) == 2 * (N_SERVICES - 10 + 1)
+            assert not any(str(t.vip.address) in {f"10.96.0.{10 + i}" for i in range(10)} for t in tr)
+            assert len(pic["routes"]) == 38  # 40 nodes, minus this one, minus node-40
+            assert all(len(t[3]) == 3 for t in pic["translations"])
+
+            # SIGTERM: a clean exit that leaves the data plane as programmed.
+            assert second.kill(signal.SIGTERM) == 0
+            assert any("agent stopped" in line for line in second.lines)
+            assert vpp_picture(look) == pic
+        finally:
+            look.close()
+
+
+def test_agent_waits_for_vpp_and_is_not_ready_meanwhile(tmp_path: Path) -> None:
+    with FakeKube() as fake:
+        populate(fake, nodes=2, services=1)
+        sock = str(tmp_path / "later.sock")
+        env = agent_env(sock, VPPAGENT_KUBECONFIG=str(fake.write_kubeconfig(tmp_path / "kc")),
+                        VPPAGENT_HEALTH_PORT=str(free_port()), VPPAGENT_LOG_LEVEL="info")
+        agent = AgentProcess(env)
+        try:
+            agent.wait_line("waiting for VPP")
+            wait_for(lambda: agent.status("/healthz") == 200, 20, "the health server")
+            assert agent.status("/readyz") == 503
+            emu = subprocess.Popen([sys.executable, "-m", "vppagent.emulator.cli", "--socket", sock,
+                                    "--api-dir", api_dir()], env=subprocess_env(), stdout=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: agent.status("/readyz") == 200, 20, "ready once VPP is there")
+            finally:
+                assert agent.kill(signal.SIGTERM) == 0
+                emu.terminate()
+                emu.wait(timeout=10)
+        finally:
+            if agent.proc.poll() is None:
+                agent.kill(signal.SIGKILL)

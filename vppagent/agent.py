@@ -1,0 +1,490 @@
+"""``vppagent run``: sources -> cluster state -> features -> reconciler -> VPP.
+
+Owns: the agent's run loop (the ONE reconciler thread), ``ClusterState``
+(the Kubernetes objects the features read, kept from the sources' events),
+the ``Feature`` protocol and which features a configuration enables, the
+wiring of sources, the VPP client, the reconciler, health and Events.
+
+The loop (threads and one queue, as in the README): sources and the VPP
+client's connection events only ``put`` on the queue; this thread drains
+it, updates the cluster state, and when all sources have listed once and VPP
+is connected it recomputes the desired state (only if something changed),
+and runs a reconcile pass when the desired state changed, a failed object
+is due for retry, or VPP must be read back (at start, after a VPP restart,
+and every ``resync_interval_s`` if set). Nothing is deleted before every
+source has listed: an API server that is down at start, or goes down later,
+leaves the data plane as it is (the sources keep their last lists).
+
+Problems a feature reports (an input it refuses, e.g. a ClusterIP outside
+the service CIDRs) and objects VPP refuses are logged and posted as
+Kubernetes Events on the object concerned, once per distinct problem.
+
+Stopping (SIGTERM) ends the loop and closes connections without deleting
+anything: the data plane keeps forwarding while the agent is away, and the
+next agent adopts what it finds.
+
+Must not touch: VPP other than through the reconciler (plus the client's
+connect/close); the sources' internals.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vppagent.config import Config
+from vppagent.connectivity.node_routes import NodeRoutes
+from vppagent.health import Health
+from vppagent.model.k8s import EndpointSlice, K8sObject, Node, ObjectKey, Service
+from vppagent.reconcile import (
+    Descriptor,
+    Intent,
+    Key,
+    ObjectFailed,
+    Problem,
+    Reconciler,
+    ReconcileError,
+    RetryPolicy,
+    VppUnavailable,
+)
+from vppagent.services.translations import ServiceTranslations
+from vppagent.sources import (
+    ENDPOINT_SLICES,
+    NODES,
+    SERVICES,
+    BackoffPolicy,
+    Delete,
+    EventRecorder,
+    KindSpec,
+    ObjectRef,
+    SourceGroup,
+    SourceOptions,
+    Synced,
+    Upsert,
+)
+from vppagent.vpp import catalog, cnat, interfaces, routes
+from vppagent.vpp.api_defs import load_definitions
+from vppagent.vpp.client import Connected, Disconnected, VppClient
+from vppagent.vpp.crcs import PINNED_CRCS
+from vppagent.vpp.errors import ApiDefinitionsError, IncompatibleVppError, VppError
+
+log = logging.getLogger(__name__)
+
+_KIND_SPECS: Mapping[str, KindSpec] = {"Node": NODES, "Service": SERVICES, "EndpointSlice": ENDPOINT_SLICES}
+_API_VERSIONS = {"Node": "v1", "Service": "v1", "Namespace": "v1", "Pod": "v1",
+                 "EndpointSlice": "discovery.k8s.io/v1", "NetworkPolicy": "networking.k8s.io/v1"}
+# The VPP message families the enabled features use (checked at connect).
+_FAMILIES = (interfaces, routes, cnat)
+_IDLE_BEAT_S = 1.0  # the loop wakes at least this often, to beat /healthz
+_DRAIN_MAX = 20000  # events handled before looking at the reconciler again
+
+
+class FatalAgentError(Exception):
+    """The agent cannot run with this VPP or these definitions; retrying will not help."""
+
+
+class _Stop:
+    """Queue sentinel: the loop should end."""
+
+
+# -- cluster state --------------------------------------------------------------
+
+
+class ClusterState:
+    """The Kubernetes objects features read, by key; fed by source events."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.services: dict[ObjectKey, Service] = {}
+        self.slices: dict[ObjectKey, EndpointSlice] = {}
+        self.others: dict[ObjectKey, K8sObject] = {}
+        self._slices_by_service: dict[ObjectKey, dict[ObjectKey, EndpointSlice]] = {}
+
+    def apply(self, event: Upsert | Delete) -> None:
+        if isinstance(event, Upsert):
+            self._put(event.obj)
+        else:
+            self._remove(event.key, event.last)
+
+    def _put(self, obj: K8sObject) -> None:
+        if isinstance(obj, Node):
+            self.nodes[obj.name] = obj
+        elif isinstance(obj, Service):
+            self.services[obj.key] = obj
+        elif isinstance(obj, EndpointSlice):
+            old = self.slices.get(obj.key)
+            if old is not None and old.service_key is not None:
+                self._slices_by_service.get(old.service_key, {}).pop(obj.key, None)
+            self.slices[obj.key] = obj
+            if obj.service_key is not None:
+                self._slices_by_service.setdefault(obj.service_key, {})[obj.key] = obj
+        else:
+            self.others[obj.key] = obj
+
+    def _remove(self, key: ObjectKey, last: K8sObject) -> None:
+        if isinstance(last, Node):
+            self.nodes.pop(key.name, None)
+        elif isinstance(last, Service):
+            self.services.pop(key, None)
+        elif isinstance(last, EndpointSlice):
+            old = self.slices.pop(key, None)
+            if old is not None and old.service_key is not None:
+                by = self._slices_by_service.get(old.service_key, {})
+                by.pop(key, None)
+                if not by:
+                    self._slices_by_service.pop(old.service_key, None)
+        else:
+            self.others.pop(key, None)
+
+    def slices_of(self, service: ObjectKey) -> Sequence[EndpointSlice]:
+        by = self._slices_by_service.get(service)
+        return [by[k] for k in sorted(by)] if by else []
+
+    def get(self, key: ObjectKey) -> K8sObject | None:
+        if key.kind == "Node":
+            return self.nodes.get(key.name)
+        if key.kind == "Service":
+            return self.services.get(key)
+        if key.kind == "EndpointSlice":
+            return self.slices.get(key)
+        return self.others.get(key)
+
+
+# -- features -----------------------------------------------------------------------
+
+
+class Feature(Protocol):
+    """One thing the agent programs: which kinds it watches, its descriptors, its desired objects.
+
+    ``desired`` is called on the reconciler thread whenever the cluster state
+    changed; it must be a pure function of the state (it may memoize).
+    """
+
+    name: str
+    watches: tuple[str, ...]
+
+    def descriptors(self) -> Sequence[Descriptor[Any]]: ...
+
+    def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]: ...
+
+
+def features_for(cfg: Config) -> list[Feature]:
+    out: list[Feature] = []
+    if cfg.connectivity == "flat":
+        out.append(NodeRoutes(cfg.node_name, cfg.cluster_cidrs, table_id=cfg.pod_table_id))
+    if cfg.services:
+        out.append(ServiceTranslations(cfg.service_cidrs))
+    return out
+
+
+def required_messages(client_defs: Any) -> dict[str, str]:
+    """Every message the agent's families use, with its pinned CRC (else the definitions' own)."""
+    names = list(catalog.PROTOCOL_MESSAGES)
+    for fam in _FAMILIES:
+        names.extend(fam.MESSAGES)
+    out: dict[str, str] = {}
+    for name in names:
+        try:
+            svc = client_defs.service(name)
+        except (ApiDefinitionsError, KeyError):
+            out[name] = PINNED_CRCS.get(name, "0x00000000")  # reported as missing at connect
+            continue
+        for m in (name, svc.reply, svc.details):
+            if m:
+                out[m] = PINNED_CRCS.get(m) or client_defs.crc(m)
+    return out
+
+
+# -- the agent ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentStats:
+    passes: int
+    resyncs: int
+    first_sync_s: float | None
+    desired: int
+    failed: int
+
+
+class Agent:
+    """One node agent. ``run()`` is the reconciler loop (call it on the thread that owns it)."""
+
+    def __init__(self, cfg: Config, *, api_client: Any, vpp: VppClient | None = None,
+                 recorder: EventRecorder | None = None, source_options: SourceOptions | None = None,
+                 health: Health | None = None, features: list[Feature] | None = None,
+                 connect_backoff: BackoffPolicy | None = None, registry: Any = None):
+        self.cfg = cfg
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.health = health or Health()
+        self.cluster = ClusterState()
+        self.features = features if features is not None else features_for(cfg)
+        self.recorder = recorder
+        if vpp is None:
+            defs = load_definitions(cfg.api_dir)
+            # Checked at every (re)connect: a VPP without cnat, or of another
+            # release, is refused with the list of what differs.
+            vpp = VppClient(cfg.vpp_socket, timeout=cfg.vpp_timeout_s, auto_reconnect=True,
+                            definitions=defs, required=required_messages(defs))
+        self.vpp = vpp
+        self.vpp.subscribe(self.queue.put)
+        self.reconciler = Reconciler(self.vpp, retry=RetryPolicy(cfg.retry_initial_s, cfg.retry_max_s),
+                                     chunk=cfg.bulk_chunk, on_failure=self._on_object_failed)
+        for f in self.features:
+            for d in f.descriptors():
+                self.reconciler.register(d)
+        kinds = sorted({k for f in self.features for k in f.watches})
+        opts = source_options or SourceOptions(watch_timeout_s=cfg.watch_timeout_s)
+        self.sources = SourceGroup.for_node(api_client, self.queue, node_name=cfg.node_name,
+                                            recorder=recorder, options=opts,
+                                            kinds=[_KIND_SPECS[k] for k in kinds])
+        self._pending_sync = {s.name for s in self.sources.sources}
+        self._stop = threading.Event()
+        self._connect_backoff = connect_backoff or BackoffPolicy(initial_s=0.2, max_s=5.0)
+        self._connect_failures = 0
+        self._connect_at = 0.0
+        self._dirty = True  # the cluster state changed since the desired state was computed
+        self._changed = True  # the desired state changed since the last pass
+        self._reported: set[tuple[Any, str, str]] = set()
+        self._first_sync_done = False
+        self._started = time.monotonic()
+        self._first_sync_s: float | None = None
+        self._reconcile_at = 0.0  # earliest next pass after a VPP/resync error
+        self._reconcile_failures = 0
+        self._last_resync = 0.0
+        self._passes = 0
+        self._resyncs = 0
+        self._rng = random.Random()
+        self._metrics = _Metrics(registry) if registry is not None else None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler or another thread)."""
+        self._stop.set()
+        self.queue.put(_Stop())
+
+    @property
+    def ready(self) -> bool:
+        return self.health.ready()[0]
+
+    @property
+    def stats(self) -> AgentStats:
+        return AgentStats(self._passes, self._resyncs, self._first_sync_s,
+                          len(self.reconciler.desired), len(self.reconciler.failures))
+
+    def run(self) -> None:
+        """The reconciler loop; returns after ``stop()``. Raises FatalAgentError if VPP is unusable."""
+        log.info("agent starting", extra={"node": self.cfg.node_name, "vpp_socket": self.cfg.vpp_socket,
+                                          "features": ",".join(f.name for f in self.features)})
+        self.sources.start()
+        try:
+            while not self._stop.is_set():
+                self.health.beat()
+                self._ensure_connected()
+                for event in self._drain(self._wait_s()):
+                    self._handle(event)
+                if not self._stop.is_set():
+                    self._maybe_reconcile()
+                    self._update_readiness()
+        finally:
+            self.health.set_ready(False, "stopping")
+            self.sources.stop()
+            # Close without deleting anything: the data plane stays as programmed.
+            self.vpp.close()
+            log.info("agent stopped; VPP left as programmed",
+                     extra={"applied": len(self.reconciler.applied)})
+
+    # -- events ---------------------------------------------------------------------
+
+    def _wait_s(self) -> float:
+        now = time.monotonic()
+        wake = now + _IDLE_BEAT_S
+        due = self.reconciler.next_retry_at()
+        if due is not None:
+            wake = min(wake, due)
+        if self._reconcile_at > now:
+            wake = min(wake, self._reconcile_at)
+        if not self.vpp.connected and self._connect_at > now:
+            wake = min(wake, self._connect_at)
+        return max(0.0, wake - now)
+
+    def _drain(self, timeout: float) -> list[Any]:
+        try:
+            out = [self.queue.get(timeout=timeout)] if timeout > 0 else [self.queue.get_nowait()]
+        except queue.Empty:
+            return []
+        while len(out) < _DRAIN_MAX:
+            try:
+                out.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, (Upsert, Delete)):
+            self.cluster.apply(event)
+            self._dirty = True
+        elif isinstance(event, Synced):
+            self._pending_sync.discard(event.source)
+            if not self._pending_sync:
+                log.info("all sources listed", extra={"seconds": round(time.monotonic() - self._started, 3)})
+        elif isinstance(event, Connected):
+            if event.reconnect:
+                log.warning("VPP is back (it may have restarted); reading it back",
+                            extra={"vpe_pid": event.vpe_pid})
+                self.reconciler.needs_resync = True
+                self._reconcile_at = 0.0
+        elif isinstance(event, Disconnected):
+            log.warning("VPP connection lost", extra={"reason": event.reason})
+        elif isinstance(event, _Stop):
+            self._stop.set()
+
+    # -- VPP connection -----------------------------------------------------------------
+
+    def _ensure_connected(self) -> None:
+        """The first connection (later ones are the client's auto-reconnect)."""
+        if self.vpp.connected or self._connect_failures < 0:
+            return
+        now = time.monotonic()
+        if now < self._connect_at:
+            return
+        try:
+            self.vpp.connect()
+            self._connect_failures = -1  # from now on the client reconnects by itself
+            log.info("connected to VPP", extra={"vpe_pid": self.vpp.vpe_pid})
+        except (IncompatibleVppError, ApiDefinitionsError) as e:
+            raise FatalAgentError(str(e)) from e
+        except VppError as e:
+            self._connect_failures += 1
+            delay = min(self._connect_backoff.max_s,
+                        self._connect_backoff.initial_s * 2 ** min(self._connect_failures - 1, 16))
+            self._connect_at = now + delay * (0.8 + 0.2 * self._rng.random())
+            log.log(logging.WARNING if self._connect_failures in (1, 10) else logging.DEBUG,
+                    "waiting for VPP", extra={"error": str(e), "attempts": self._connect_failures,
+                                              "retry_in_s": round(delay, 2)})
+
+    # -- reconciling ------------------------------------------------------------------------
+
+    def _maybe_reconcile(self) -> None:
+        if self._pending_sync or not self.vpp.connected:
+            return  # never act on a partial view of the cluster, nor without VPP
+        now = time.monotonic()
+        if self._dirty:
+            self._recompute()
+        if self.cfg.resync_interval_s and now - self._last_resync >= self.cfg.resync_interval_s \
+                and self._first_sync_done:
+            self.reconciler.needs_resync = True
+        due = self.reconciler.next_retry_at()
+        wanted = (self._changed or self.reconciler.needs_resync or not self._first_sync_done
+                  or (due is not None and due <= now))
+        if not wanted or now < self._reconcile_at:
+            return
+        resyncing = self.reconciler.needs_resync
+        try:
+            result = self.reconciler.converge()
+        except VppUnavailable as e:
+            self._reconcile_later(f"VPP unavailable: {e.cause}")
+            return
+        except ReconcileError as e:
+            self._reconcile_later(str(e), error=True)
+            return
+        self._changed = False
+        self._reconcile_failures = 0
+        self._passes += 1
+        if resyncing:
+            self._resyncs += 1
+            self._last_resync = now
+        if self._metrics is not None:
+            self._metrics.observe(self, result)
+        if not self._first_sync_done:
+            self._first_sync_done = True
+            self._first_sync_s = time.monotonic() - self._started
+            log.warning("first sync done", extra={
+                "seconds": round(self._first_sync_s, 3), "n_created": result.created,
+                "n_updated": result.updated, "n_deleted": result.deleted, "n_failed": result.failed,
+                "adopted": len(self.reconciler.applied) - result.created - result.updated,
+                "calls": result.calls})
+
+    def _reconcile_later(self, why: str, *, error: bool = False) -> None:
+        self._reconcile_failures += 1
+        delay = min(5.0, 0.1 * 2 ** min(self._reconcile_failures - 1, 10))
+        self._reconcile_at = time.monotonic() + delay
+        log.log(logging.ERROR if error else logging.WARNING, "reconcile pass aborted; retrying",
+                extra={"error": why, "retry_in_s": delay})
+
+    def _recompute(self) -> None:
+        t0 = time.perf_counter()
+        intents: list[Intent] = []
+        problems: list[Problem] = []
+        for f in self.features:
+            fi, fp = f.desired(self.cluster)
+            intents.extend(fi)
+            problems.extend(fp)
+        self.reconciler.set_desired(intents)
+        self._report(problems)
+        self._dirty = False
+        self._changed = True
+        log.debug("desired state computed", extra={"objects": len(intents), "problems": len(problems),
+                                                   "seconds": round(time.perf_counter() - t0, 3)})
+
+    def _report(self, problems: Iterable[Problem]) -> None:
+        current = {(p.origin, p.reason, p.message) for p in problems}
+        for origin, reason, message in sorted(current - self._reported, key=str):
+            log.warning("skipping input: %s", message, extra={"object": str(origin), "reason": reason})
+            self._event(origin, reason, message)
+        self._reported = current
+
+    def _on_object_failed(self, key: Key, origin: Any, err: ObjectFailed) -> None:
+        self._event(origin, "VppProgrammingFailed",
+                    f"VPP refused {err.op} of {key}: {err.cause}" + ("" if err.retriable else " (not retried)"))
+
+    def _event(self, origin: Any, reason: str, message: str) -> None:
+        if self.recorder is None or not isinstance(origin, ObjectKey):
+            return
+        obj = self.cluster.get(origin)
+        uid = getattr(obj, "uid", "") if obj is not None else ""
+        ref = ObjectRef(kind=origin.kind, name=origin.name, namespace=origin.namespace, uid=uid,
+                        api_version=_API_VERSIONS.get(origin.kind, "v1"))
+        self.recorder.record(ref, reason, message)
+
+    def _update_readiness(self) -> None:
+        if self._pending_sync:
+            self.health.set_ready(False, f"waiting for the first list of {', '.join(sorted(self._pending_sync))}")
+        elif not self.vpp.connected:
+            self.health.set_ready(False, "VPP not connected")
+        elif not self._first_sync_done:
+            self.health.set_ready(False, "first reconcile pass not applied yet")
+        else:
+            self.health.set_ready(True, "ready")
+
+
+class _Metrics:
+    """A few Prometheus series about reconciling (registry is the agent's own)."""
+
+    def __init__(self, registry: Any):
+        from prometheus_client import Counter, Gauge
+
+        self.passes = Counter("vppagent_reconcile_passes", "reconcile passes applied", registry=registry)
+        self.ops = Counter("vppagent_reconcile_operations", "VPP object operations applied", ["op"],
+                           registry=registry)
+        self.failed = Gauge("vppagent_reconcile_failed_objects", "objects whose last operation failed",
+                            registry=registry)
+        self.desired = Gauge("vppagent_desired_objects", "objects the agent wants in VPP", registry=registry)
+
+    def observe(self, agent: Agent, result: Any) -> None:
+        self.passes.inc()
+        self.ops.labels("create").inc(result.created)
+        self.ops.labels("update").inc(result.updated)
+        self.ops.labels("delete").inc(result.deleted)
+        self.failed.set(len(agent.reconciler.failures))
+        self.desired.set(len(agent.reconciler.desired))
+
+
+__all__ = ["Agent", "AgentStats", "ClusterState", "FatalAgentError", "Feature", "features_for",
+           "required_messages"]

@@ -1,0 +1,283 @@
+"""The agent's configuration: defaults, an optional YAML file, environment variables.
+
+Owns: the list of keys (``KEYS``: name, environment variable, default,
+parser, meaning), where values come from, and validation. Precedence, from
+strongest: environment variable, YAML file (``--config`` or
+``VPPAGENT_CONFIG``), default. The YAML file is a mapping of the key names
+(``vpp_socket: /run/vpp/api.sock``); an unknown key is an error, so that a
+typo is never silently ignored. Any invalid value raises ``ConfigError``
+naming the key (and where the value came from) in one line.
+
+Must not touch: the environment or the file system beyond reading them;
+logging setup. ``load`` takes the environment as a mapping so that tests
+need no global state.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ENV_CONFIG = "VPPAGENT_CONFIG"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """One invalid configuration value (or an unreadable file), in one line."""
+
+    def __init__(self, key: str, where: str, reason: str):
+        self.key = key
+        self.where = where
+        self.reason = reason
+        super().__init__(f"invalid configuration: {key} ({where}): {reason}")
+
+
+# -- parsers: text (env) or YAML value -> typed value; raise ValueError with a reason --
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {v!r}")
+    return v.strip()
+
+
+def _nonempty(v: Any) -> str:
+    s = _str(v)
+    if not s:
+        raise ValueError("must not be empty")
+    return s
+
+
+def _optional_path(v: Any) -> str | None:
+    if v is None:
+        return None
+    s = _str(v)
+    return s or None
+
+
+def _int_in(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        if isinstance(v, bool):
+            raise ValueError(f"expected an integer, got {v!r}")
+        try:
+            n = int(v) if not isinstance(v, float) or v.is_integer() else int("x")
+        except (TypeError, ValueError):
+            raise ValueError(f"expected an integer, got {v!r}") from None
+        if not lo <= n <= hi:
+            raise ValueError(f"must be between {lo} and {hi}, got {n}")
+        return n
+    return parse
+
+
+def _seconds(lo: float, hi: float) -> Callable[[Any], float]:
+    def parse(v: Any) -> float:
+        if isinstance(v, bool):
+            raise ValueError(f"expected a number of seconds, got {v!r}")
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number of seconds, got {v!r}") from None
+        if not lo <= x <= hi:
+            raise ValueError(f"must be between {lo:g} and {hi:g} seconds, got {x:g}")
+        return x
+    return parse
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        s = _str(v).lower()
+        if s not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {v!r}")
+        return s
+    return parse
+
+
+def _cidrs(v: Any) -> tuple[IpNetwork, ...]:
+    items = v if isinstance(v, (list, tuple)) else [x for x in _str(v).split(",")]
+    out = []
+    for item in items:
+        text = _str(item)
+        if not text:
+            continue
+        try:
+            out.append(ipaddress.ip_network(text))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a CIDR with its host bits zero (e.g. 10.96.0.0/12)") from None
+    return tuple(out)
+
+
+def _address(v: Any) -> str:
+    s = _nonempty(v)
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        raise ValueError(f"{s!r} is not an IP address") from None
+    return s
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "VPPAGENT_" + self.name.upper()
+
+
+def _default_node_name() -> str:
+    return os.environ.get("NODE_NAME") or socket.gethostname()
+
+
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("node_name", None, _nonempty,
+            "this node's name in Kubernetes (default: $NODE_NAME, else the host name)"),
+    KeySpec("kubeconfig", None, _optional_path,
+            "kubeconfig file; unset: the in-cluster service account, else $KUBECONFIG or ~/.kube/config"),
+    KeySpec("vpp_socket", "/run/vpp/api.sock", _nonempty, "VPP's binary API socket"),
+    KeySpec("api_dir", None, _optional_path,
+            "directory of VPP's *.api.json definitions (unset: /usr/share/vpp/api)"),
+    KeySpec("vpp_timeout_s", 10.0, _seconds(0.1, 600), "how long to wait for one VPP reply"),
+    KeySpec("cluster_cidrs", "10.244.0.0/16", _cidrs,
+            "the cluster's pod CIDRs (comma-separated); node routes inside them belong to the agent"),
+    KeySpec("service_cidrs", "10.96.0.0/12", _cidrs,
+            "the cluster's service CIDRs (comma-separated); cnat translations with a VIP inside belong to the agent"),
+    KeySpec("pod_table_id", 0, _int_in(0, 2**32 - 2), "the VPP IP table (VRF) pod traffic is routed in"),
+    KeySpec("connectivity", "flat", _choice("flat", "none"),
+            "how pods reach other nodes: flat (a route per remote pod CIDR via the node's InternalIP), none"),
+    KeySpec("services", True, _bool, "program ClusterIP services as cnat translations"),
+    KeySpec("health_address", "0.0.0.0", _address, "address of the /healthz, /readyz and /metrics server"),
+    KeySpec("health_port", 9710, _int_in(0, 65535), "port of that server (0: any free port)"),
+    KeySpec("log_level", "warning", _choice(*LOG_LEVELS), "log level; logs are JSON lines on stderr"),
+    KeySpec("retry_initial_s", 0.5, _seconds(0.01, 3600), "first retry delay of a failed VPP object"),
+    KeySpec("retry_max_s", 30.0, _seconds(0.01, 3600), "longest retry delay of a failed VPP object"),
+    KeySpec("resync_interval_s", 0.0, _seconds(0, 86400),
+            "read VPP back and repair drift this often (0: only at start and after VPP restarts)"),
+    KeySpec("bulk_chunk", 2048, _int_in(1, 65536), "operations per pipelined VPP batch"),
+    KeySpec("watch_timeout_s", 300, _int_in(1, 3600), "server-side timeout of one Kubernetes watch request"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    node_name: str
+    kubeconfig: str | None
+    vpp_socket: str
+    api_dir: str | None
+    vpp_timeout_s: float
+    cluster_cidrs: tuple[IpNetwork, ...]
+    service_cidrs: tuple[IpNetwork, ...]
+    pod_table_id: int
+    connectivity: str
+    services: bool
+    health_address: str
+    health_port: int
+    log_level: str
+    retry_initial_s: float
+    retry_max_s: float
+    resync_interval_s: float
+    bulk_chunk: int
+    watch_timeout_s: int
+    config_file: str | None = None
+
+
+_KEY_NAMES = {k.name for k in KEYS}
+assert _KEY_NAMES == {f.name for f in fields(Config)} - {"config_file"}
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    where = f"file {path}"
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(ENV_CONFIG, where, f"cannot read: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(ENV_CONFIG, where, f"not valid YAML{at}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(ENV_CONFIG, where, "must be a mapping of configuration keys")
+    for key in data:
+        if key not in _KEY_NAMES:
+            raise ConfigError(str(key), where, f"unknown key (known: {', '.join(sorted(_KEY_NAMES))})")
+    return data
+
+
+def load(env: Mapping[str, str] | None = None, config_file: str | None = None) -> Config:
+    """Build and validate the configuration; raises ConfigError naming the first bad key."""
+    env = os.environ if env is None else env
+    path = config_file or env.get(ENV_CONFIG) or None
+    from_file = _read_file(path) if path else {}
+    values: dict[str, Any] = {}
+    for spec in KEYS:
+        if spec.env in env:
+            raw, where = env[spec.env], f"environment {spec.env}"
+        elif spec.name in from_file:
+            raw, where = from_file[spec.name], f"file {path}"
+        else:
+            raw, where = spec.default, "default"
+        if raw is None and spec.name == "node_name":
+            raw = _default_node_name()
+        try:
+            values[spec.name] = spec.parse(raw) if raw is not None else None
+        except ValueError as e:
+            raise ConfigError(spec.name, where, str(e)) from None
+    cfg = Config(**values, config_file=path)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: Config) -> None:
+    """Constraints between keys."""
+    if cfg.retry_initial_s > cfg.retry_max_s:
+        raise ConfigError("retry_initial_s", "combined", f"{cfg.retry_initial_s:g}s exceeds "
+                          f"retry_max_s {cfg.retry_max_s:g}s")
+    if cfg.services and not cfg.service_cidrs:
+        raise ConfigError("service_cidrs", "combined", "empty while services are enabled")
+    if cfg.connectivity == "flat" and not cfg.cluster_cidrs:
+        raise ConfigError("cluster_cidrs", "combined", "empty while connectivity is flat")
+    for name in ("service_cidrs", "cluster_cidrs"):
+        nets = getattr(cfg, name)
+        for i, a in enumerate(nets):
+            for b in nets[i + 1:]:
+                if a.version == b.version and a.overlaps(b):
+                    raise ConfigError(name, "combined", f"{a} and {b} overlap")
+    for s in cfg.service_cidrs:
+        for c in cfg.cluster_cidrs:
+            if s.version == c.version and s.overlaps(c):
+                raise ConfigError("service_cidrs", "combined", f"{s} overlaps cluster CIDR {c}")
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(key, environment variable, default, meaning) for every key, for documentation."""
+    out = []
+    for k in KEYS:
+        default = "unset" if k.default is None else str(k.default).lower() if isinstance(k.default, bool) else str(k.default)
+        out.append((k.name, k.env, default, k.help))
+    return [(ENV_CONFIG.lower().removeprefix("vppagent_"), ENV_CONFIG, "unset",
+             "path of the optional YAML configuration file (also --config)")] + out

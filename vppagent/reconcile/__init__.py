@@ -1,0 +1,37 @@
+"""The reconciler: desired state in, ordered idempotent VPP operations out.
+
+Owns: the engine (``engine.Reconciler``), the contract a kind of VPP object
+implements to take part (``descriptor.Descriptor``, ``BatchDescriptor``),
+the records of desired/applied/failed objects (``state``), typed errors, and
+two reusable kinds that features compose (``route_kind.RouteDescriptor``,
+``loopback_kind.LoopbackDescriptor``).
+
+How a feature registers a kind: build a descriptor (an object with the
+``Descriptor`` methods, plus the ``BatchDescriptor`` ones if each operation
+is one VPP request), ``reconciler.register(descriptor)`` once, then pass
+``Intent(kind, value, origin)`` objects to ``set_desired`` and call
+``converge()``. The engine never imports a feature.
+
+Must not touch: Kubernetes, the agent's queue or threads; VPP only through
+descriptors (which use ``vppagent.vpp``).
+"""
+from .descriptor import BatchDescriptor, Descriptor, Found, Key, Request, Resolver
+from .engine import PassResult, Reconciler, ResyncResult
+from .errors import (
+    DependencyCycle,
+    DuplicateKind,
+    ObjectFailed,
+    ReconcileError,
+    ResyncFailed,
+    UnknownKind,
+    VppUnavailable,
+)
+from .retriable import default_is_retriable
+from .state import Applied, AppliedState, Failure, Intent, Problem, RetryPolicy
+
+__all__ = [
+    "Applied", "AppliedState", "BatchDescriptor", "DependencyCycle", "Descriptor", "DuplicateKind",
+    "Failure", "Found", "Intent", "Key", "ObjectFailed", "PassResult", "Problem", "ReconcileError", "Reconciler",
+    "Request", "Resolver", "ResyncFailed", "ResyncResult", "RetryPolicy", "UnknownKind", "VppUnavailable",
+    "default_is_retriable",
+]
