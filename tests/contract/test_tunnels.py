@@ -214,6 +214,31 @@ def test_vxlan_bad_requests_are_refused(vpp, src, dst, table, retval):
     assert e.value.retval == retval
 
 
+def test_failed_creates_answer_no_sw_if_index(vpp):
+    reply = vpp.call("ipip_add_tunnel", check=False, tunnel={
+        "instance": tunnels.AUTO_INSTANCE, "src": ipaddress.ip_address("192.0.2.1"),
+        "dst": ipaddress.ip_address("192.0.2.1"), "sw_if_index": 0, "table_id": 0,
+        "flags": 0, "mode": 0, "dscp": 0})
+    assert (reply.retval, reply.sw_if_index) == (SAME_SRC_DST, tunnels.NO_INTERFACE)
+    with pytest.raises(VppApiError):
+        tunnels.delete_vxlan(vpp, VxlanSpec.of("192.0.2.1", "192.0.2.2", 4243))
+    reply = vpp.call("vxlan_add_del_tunnel_v3", check=False, **tunnels._api_vxlan(
+        VxlanSpec.of("192.0.2.1", "192.0.2.2", 4243), False))
+    assert (reply.retval, reply.sw_if_index) == (Retval.NO_SUCH_ENTRY, tunnels.NO_INTERFACE)
+
+
+def test_vxlan_takes_ipv6_addresses_with_96_zero_bits_as_ipv4(vpp, vxlans):
+    # vxlan works on ip46 addresses: ::192.0.2.1 is 192.0.2.1 to it.
+    spec = VxlanSpec.of("::c000:201", "::c000:202", 1007)
+    idx = tunnels.create_vxlan(vpp, spec)
+    vxlans.append(spec)
+    [t] = tunnels.dump_vxlan(vpp, idx)
+    assert (t.spec.src, t.spec.dst) == (ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2"))
+    with pytest.raises(VppApiError) as e:
+        tunnels.create_vxlan(vpp, VxlanSpec.of("192.0.2.1", "192.0.2.2", 1007))
+    assert e.value.retval == Retval.TUNNEL_EXIST
+
+
 def test_vxlan_dump_of_a_non_vxlan_interface_is_empty(vpp):
     assert tunnels.dump_vxlan(vpp, 0) == []
     assert tunnels.dump_ipip(vpp, 0) == []

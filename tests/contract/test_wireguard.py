@@ -138,15 +138,41 @@ def test_peer_without_allowed_ips_is_invalid_value(vpp, wg):
     assert e.value.retval == Retval.INVALID_VALUE
 
 
-def test_peer_on_unknown_or_non_wireguard_interface_is_invalid_sw_if_index(vpp):
-    with pytest.raises(VppApiError) as e:
+def test_peer_on_unknown_or_non_wireguard_interface_is_refused(vpp):
+    with pytest.raises(wireguard.NotAWireguardInterface):
         wireguard.add_peer(vpp, _peer(4242))
+    with pytest.raises(VppApiError) as e:
+        wireguard.add_peer(vpp, _peer(4242), check_interface=False)
     assert e.value.retval == Retval.INVALID_SW_IF_INDEX
     loop = interfaces.create_loopback(vpp)
     try:
-        with pytest.raises(VppApiError) as e:
+        with pytest.raises(wireguard.NotAWireguardInterface):
             wireguard.add_peer(vpp, _peer(loop))
-        assert e.value.retval == Retval.INVALID_SW_IF_INDEX
+    finally:
+        interfaces.delete_loopback(vpp, loop)
+
+
+def test_vpp_still_finds_a_deleted_wg_interface_by_its_index(vpp):
+    # VPP does not clear its sw_if_index -> wg interface table on delete.
+    idx = wireguard.create_interface(vpp, InterfaceSpec(PRIVATE, 51833, SRC, instance=4713))
+    wireguard.delete_interface(vpp, idx)
+    [stale] = vpp.dump("wireguard_interface_dump", show_private_key=False, sw_if_index=idx)
+    assert (stale.interface.sw_if_index, stale.interface.user_instance) == (idx, 4713)
+    assert wireguard.dump_interfaces(vpp, idx) == []
+    loop = interfaces.create_loopback(vpp)
+    try:
+        if loop != idx:
+            pytest.skip(f"the loopback did not reuse sw_if_index {idx}")
+        # ...so a loopback that took the index over is given peers.
+        reply = vpp.call("wireguard_peer_add", check=False, peer={
+            "peer_index": 0, "public_key": PEER_B, "port": 51820, "persistent_keepalive": 0,
+            "table_id": 0, "endpoint": ipaddress.ip_address("192.0.2.2"), "sw_if_index": loop,
+            "flags": 0, "n_allowed_ips": 1, "allowed_ips": [ipaddress.ip_network("10.9.0.0/16")]})
+        assert reply.retval == 0
+        assert wireguard.dump_peers(vpp, reply.peer_index)[0].spec.sw_if_index == loop
+        wireguard.remove_peer(vpp, reply.peer_index)
+        with pytest.raises(wireguard.NotAWireguardInterface):
+            wireguard.add_peer(vpp, _peer(loop, PEER_B))
     finally:
         interfaces.delete_loopback(vpp, loop)
 

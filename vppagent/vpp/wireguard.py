@@ -15,6 +15,12 @@ VPP semantics worth knowing (26.06):
 - A peer needs at least one allowed IP (INVALID_VALUE, -7 otherwise).
 - Peer indexes are VPP's pool indexes, reused after removal.
 - Deleting the interface removes its peers.
+- VPP never clears its sw_if_index -> wg interface table on delete: a dump
+  of one deleted interface's index still describes the deleted interface,
+  and a peer added on that index - even once a loopback has reused it - is
+  accepted. :func:`dump_interfaces` therefore always lists all interfaces
+  and filters, and :func:`add_peer` first checks that the interface is a
+  live wg interface (:class:`NotAWireguardInterface` otherwise).
 - ``wireguard_peer_add``/``wireguard_peers_dump`` are marked deprecated in
   26.06 while their successors (with a preshared key) are "in progress";
   the stable pair is used until the successors settle.
@@ -26,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .client import VppClient
-from .errors import VppApiError
+from .errors import VppApiError, VppError
 
 MESSAGES = (
     "wireguard_interface_create",
@@ -43,6 +49,10 @@ KEY_LEN = 32
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class NotAWireguardInterface(VppError):
+    """A peer was asked for on an interface that is not a live wg interface."""
 
 
 def _check_key(what: str, key: bytes) -> None:
@@ -130,15 +140,27 @@ def delete_interface(vpp: VppClient, sw_if_index: int) -> None:
 
 
 def dump_interfaces(vpp: VppClient, sw_if_index: int = ALL) -> list[Interface]:
-    return [
+    """All wg interfaces, or the one at ``sw_if_index``.
+
+    Always asks for all: VPP answers a per-index request from a table it
+    does not clear on delete (see the module doc).
+    """
+    out = [
         Interface(i.sw_if_index, i.user_instance, bytes(i.public_key), i.port, i.src_ip)
         for i in (d.interface for d in vpp.dump("wireguard_interface_dump",
-                                                 show_private_key=False, sw_if_index=sw_if_index))
+                                                 show_private_key=False, sw_if_index=ALL))
     ]
+    return out if sw_if_index == ALL else [i for i in out if i.sw_if_index == sw_if_index]
 
 
-def add_peer(vpp: VppClient, spec: PeerSpec) -> int:
-    """Add a peer to a wg interface; return its peer index."""
+def add_peer(vpp: VppClient, spec: PeerSpec, *, check_interface: bool = True) -> int:
+    """Add a peer to a wg interface; return its peer index.
+
+    ``check_interface`` (one small dump) keeps VPP from attaching the peer to
+    a deleted wg interface whose index now belongs to something else.
+    """
+    if check_interface and not dump_interfaces(vpp, spec.sw_if_index):
+        raise NotAWireguardInterface(f"sw_if_index {spec.sw_if_index} is not a wireguard interface")
     reply = vpp.call(
         "wireguard_peer_add",
         peer={

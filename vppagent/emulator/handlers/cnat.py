@@ -15,7 +15,7 @@ cnat_snat_policy.c (VPP 26.06):
   update keeps the id, the load-balancing type and the flow
   hash of the first add, takes the new flags, and rebuilds the path list in
   the order given, keeping the tracker (and its flags) of every path whose
-  (dst, src) did not change. Ids come from VPP's pool.
+  (dst, src) did not change. Ids come from VPP's pool; a failure answers ~0.
 - The translation dump reports no flags, is_real_ip or flow hash (VPP
   leaves them zero), and path flags carry VPP's internal ACTIVE bit (4)
   when both path endpoints are resolved.
@@ -53,6 +53,7 @@ from ...vpp.retvals import Retval
 from ..registry import HandlerTable, VppRetval
 from ..state import FamilyState, IndexPool
 from ._common import NO_INDEX
+from ._replies import on_failure
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ def _encode_endpoint(ep: Endpoint) -> dict:
 
 
 @HANDLERS.handler("cnat_translation_update")
+@on_failure(id=NO_INDEX)
 def cnat_translation_update(emu, mp):
     st = emu.state(CnatState)
     t = mp.translation

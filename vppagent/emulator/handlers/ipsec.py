@@ -11,7 +11,7 @@ Modelled on vnet/ipsec/ipsec_api.c, ipsec_sa.c, ipsec_itf.c and ipsec_tun.c
   integrity algorithm, AH without one...): UNIMPLEMENTED; a cipher key of
   the wrong length (an empty one is accepted): KEY_LENGTH. The anti-replay
   window is rounded up to a power of two (at least 64). UDP ports of ~0
-  become 4500. The reply's stat_index is the SA's pool index.
+  become 4500. The reply's stat_index is the SA's pool index (~0 on failure).
 - SAs are reference counted: the creator holds one reference and each use
   by a protection another. ``ipsec_sad_entry_del`` drops one reference
   (unknown id: NO_SUCH_ENTRY) - it does NOT refuse an SA in use: the SA
@@ -21,7 +21,8 @@ Modelled on vnet/ipsec/ipsec_api.c, ipsec_sa.c, ipsec_itf.c and ipsec_tun.c
   it again when dumping), the tunnel only for tunnel-mode SAs (instance and
   sw_if_index 0), UDP ports only with UDP_ENCAP, the window only with
   anti-replay, and the protected interface only for inbound tunnel-mode
-  SAs protecting a non-ipsec interface (else ~0).
+  SAs protecting a non-ipsec interface (else ~0; when several protections
+  use it, the last one in pool order).
 - ``ipsec_itf_create``: unknown mode: INVALID_VALUE_2; instance in use or
   out of range: INVALID_REGISTRATION; ~0 takes the lowest free instance.
   ``ipsecN`` (device "IPSEC Tunnel"), admin down, MTU 9000.
@@ -53,6 +54,7 @@ from ..interfaces import HwClass, Interface
 from ..registry import HandlerTable, VppRetval
 from ..state import FamilyState, IndexPool
 from ._common import NO_INDEX
+from ._replies import on_failure
 from .tunnels import TunnelState
 
 HANDLERS = HandlerTable("ipsec")
@@ -254,6 +256,7 @@ def _key(k: Any) -> bytes:
 
 
 @HANDLERS.handler("ipsec_sad_entry_add_v2")
+@on_failure(stat_index=NO_INDEX)
 def ipsec_sad_entry_add_v2(emu, mp):
     st = emu.state(IpsecState)
     e = mp.entry
@@ -320,10 +323,12 @@ def _zero_tunnel() -> dict[str, Any]:
 def _sa_details(st: IpsecState, sa: Sa) -> dict:
     sw_if_index = NO_INDEX
     if sa.is_protect:
-        for p in st.protections.values():  # ipsec_sa_dump_match_sa, in pool order
+        # ipsec_sa_dump_match_sa asks to stop at the first match, but the
+        # protection walk ignores that: the last protection using it wins.
+        for i in sorted(st.protections):
+            p = st.protections[i]
             if p.sa_out == sa.index or sa.index in p.sa_in:
                 sw_if_index = p.sw_if_index
-                break
     anti_replay = bool(sa.flags & FLAG_USE_ANTI_REPLAY)
     tunnel = _zero_tunnel()
     if sa.tunnel is not None:

@@ -18,6 +18,9 @@ vxlan.c (VPP 26.06):
   src port, table, VNI): a second add is TUNNEL_EXIST, a delete of an absent
   key NO_SUCH_ENTRY; deletion goes by key and answers the sw_if_index. L2
   tunnels are Ethernet interfaces ``vxlan_tunnel<inst>`` created admin up.
+  Addresses are ip46: an IPv6 address whose first 96 bits are zero is an
+  IPv4 address to vxlan (keyed, checked and dumped as such).
+- Failed creates answer sw_if_index ~0, as REPLY_MACRO2 leaves it.
 
 Not modelled: the FIB entries VPP tracks for tunnel destinations, TEIB
 entries of MP tunnels, 6RD, VXLAN multicast groups and flow offload.
@@ -32,6 +35,7 @@ from ..interfaces import HwClass
 from ..registry import HandlerTable, VppRetval
 from ..state import FamilyState, IndexPool
 from ._common import NO_INDEX
+from ._replies import ip46, on_failure
 
 HANDLERS = HandlerTable("tunnels")
 
@@ -132,6 +136,7 @@ def _ipip_details(t: IpipTunnel) -> dict:
 
 
 @HANDLERS.handler("ipip_add_tunnel")
+@on_failure(sw_if_index=NO_INDEX)
 def ipip_add_tunnel(emu, mp):
     st = emu.state(TunnelState)
     t = mp.tunnel
@@ -159,8 +164,13 @@ def ipip_add_tunnel(emu, mp):
         st.ipip_pool.put(index)
         raise VppRetval(Retval.INSTANCE_IN_USE, f"ipip instance {instance} in use")
     st.ipip_instances.add(instance)
+    # VPP leaves the max frame size 0 and sets the overhead to the outer
+    # header, so sw_interface_dump's u16 link_mtu wraps to 65536 - overhead;
+    # the shared table clamps at 0, hence the explicit 65536 here.
+    overhead = 20 if _af(src) == 4 else 40
     iface = emu.interfaces.add(f"ipip{instance}", "IPIP tunnel device", hw_class=HwClass.IP,
-                               dev_instance=index, owner="ipip", mtu=[_IPIP_MTU, 0, 0, 0])
+                               dev_instance=index, owner="ipip", mtu=[_IPIP_MTU, 0, 0, 0],
+                               frame_overhead=overhead, max_frame_size=1 << 16)
     st.ipip[index] = IpipTunnel(index, instance, iface.sw_if_index, src, dst, t.table_id,
                                 int(t.flags), mode, int(t.dscp))
     return {"sw_if_index": iface.sw_if_index}
@@ -213,9 +223,11 @@ def _vxlan_details(t: VxlanTunnel) -> dict:
 
 
 @HANDLERS.handler("vxlan_add_del_tunnel_v3")
+@on_failure(sw_if_index=NO_INDEX)
 def vxlan_add_del_tunnel_v3(emu, mp):
     st = emu.state(TunnelState)
-    src, dst = mp.src_address, mp.dst_address
+    # vxlan decodes into ip46 addresses: ::a.b.c.d is an IPv4 tunnel.
+    src, dst = ip46(mp.src_address), ip46(mp.dst_address)
     af = _af(src)
     emu.fib.require(af, mp.encap_vrf_id)
     if _af(src) != _af(dst):

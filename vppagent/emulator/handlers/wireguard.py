@@ -17,7 +17,14 @@ wireguard_peer.c (VPP 26.06):
   Failures answer peer_index ~0. Peer indexes come from VPP's pool (freed
   indexes reused, last freed first). A new peer's flags are 0.
 - ``wireguard_peer_remove``: unknown index: NO_SUCH_ENTRY.
-- ``wireguard_peers_dump``: ~0 lists all peers, an unknown index nothing.
+- ``wireguard_peers_dump``: ~0 lists all peers, an unknown index nothing;
+  endpoints are encoded as ip46 (``::a.b.c.d`` comes back as IPv4).
+- VPP never clears its sw_if_index -> wg interface table on delete. So a
+  per-interface dump of a deleted wg interface's index still answers with
+  the deleted interface (or with whichever wg interface reused its pool
+  slot), and a peer added on that sw_if_index - now any interface, or one
+  reused by a loopback - is accepted and attached to that stale record.
+  Both are reproduced; the vpp layer's wrappers step around them.
 
 Not modelled: handshakes and keepalives (flags stay 0: never established,
 never dead), cookies, peer events, the preshared-key (v2) messages, async
@@ -35,6 +42,7 @@ from ..interfaces import HwClass, Interface
 from ..registry import HandlerTable, VppRetval
 from ..state import FamilyState, IndexPool
 from ._common import NO_INDEX
+from ._replies import ip46
 
 HANDLERS = HandlerTable("wireguard")
 
@@ -59,6 +67,7 @@ class WgInterface:
     public_key: bytes
     port: int
     src_ip: IPAddress
+    peers: set[int] = field(default_factory=set)  # the record's own peer hash
 
 
 @dataclass
@@ -78,27 +87,48 @@ class WgPeer:
 class WireguardState(FamilyState):
     if_pool: IndexPool = field(default_factory=IndexPool)
     interfaces: dict[int, WgInterface] = field(default_factory=dict)  # by pool index
+    # VPP's wg_if_index_by_sw_if_index: set on create, never cleared.
+    pool_index_of: dict[int, int] = field(default_factory=dict)
+    # What a freed pool slot still holds until a new interface takes it.
+    ghosts: dict[int, WgInterface] = field(default_factory=dict)
     peer_pool: IndexPool = field(default_factory=IndexPool)
     peers: dict[int, WgPeer] = field(default_factory=dict)  # by peer index
 
-    def by_sw_if_index(self, sw_if_index: int) -> WgInterface | None:
+    def live(self, sw_if_index: int) -> WgInterface | None:
+        """The wg interface that really is ``sw_if_index`` (dev class check)."""
         for wg in self.interfaces.values():
             if wg.sw_if_index == sw_if_index:
                 return wg
         return None
 
+    def lookup(self, sw_if_index: int) -> WgInterface | None:
+        """wg_if_get (wg_if_find_by_sw_if_index (...)): stale entries included."""
+        index = self.pool_index_of.get(sw_if_index)
+        if index is None:
+            return None
+        return self.interfaces.get(index) or self.ghosts.get(index)
+
+    def add(self, wg: WgInterface) -> None:
+        self.ghosts.pop(wg.index, None)  # pool_get_zero wipes the old slot
+        self.interfaces[wg.index] = wg
+        self.pool_index_of[wg.sw_if_index] = wg.index
+
     def remove_peer(self, index: int) -> None:
-        del self.peers[index]
+        peer = self.peers.pop(index)
+        owner = self.lookup(peer.sw_if_index)
+        if owner is not None:
+            owner.peers.discard(index)
         self.peer_pool.put(index)
 
     def forget_interface(self, wg: WgInterface) -> None:
-        for index in [i for i, p in self.peers.items() if p.sw_if_index == wg.sw_if_index]:
+        for index in sorted(wg.peers):
             self.remove_peer(index)
         del self.interfaces[wg.index]
+        self.ghosts[wg.index] = wg
         self.if_pool.put(wg.index)
 
     def on_interface_deleted(self, state, iface: Interface) -> None:
-        wg = self.by_sw_if_index(iface.sw_if_index)
+        wg = self.live(iface.sw_if_index)
         if wg is not None:
             self.forget_interface(wg)
 
@@ -120,8 +150,8 @@ def wireguard_interface_create(emu, mp):
     index = st.if_pool.get()
     iface = emu.interfaces.add(f"wg{want}", "Wireguard Tunnel", hw_class=HwClass.IP,
                                dev_instance=index, owner="wireguard")
-    st.interfaces[index] = WgInterface(index, want, iface.sw_if_index, private,
-                                       public_key_of(private), i.port, i.src_ip)
+    st.add(WgInterface(index, want, iface.sw_if_index, private, public_key_of(private),
+                       i.port, i.src_ip))
     return {"sw_if_index": iface.sw_if_index}
 
 
@@ -129,7 +159,7 @@ def wireguard_interface_create(emu, mp):
 def wireguard_interface_delete(emu, mp):
     st = emu.state(WireguardState)
     emu.interfaces.require(mp.sw_if_index)
-    wg = st.by_sw_if_index(mp.sw_if_index)
+    wg = st.live(mp.sw_if_index)
     if wg is None:
         raise VppRetval(Retval.INVALID_VALUE, f"{mp.sw_if_index} is not a wireguard interface")
     emu.interfaces.remove(wg.sw_if_index)  # the hook drops its peers and the record
@@ -150,10 +180,10 @@ def wireguard_interface_dump(emu, mp):
             "src_ip": wg.src_ip,
         }}
 
-    chosen = [st.interfaces[i] for i in sorted(st.interfaces)]
-    if mp.sw_if_index != NO_INDEX:
-        chosen = [wg for wg in chosen if wg.sw_if_index == mp.sw_if_index]
-    return [details(wg) for wg in chosen]
+    if mp.sw_if_index == NO_INDEX:
+        return [details(st.interfaces[i]) for i in sorted(st.interfaces)]
+    wg = st.lookup(mp.sw_if_index)  # possibly a deleted interface: VPP's stale table
+    return [details(wg)] if wg is not None else []
 
 
 @HANDLERS.handler("wireguard_peer_add")
@@ -165,7 +195,8 @@ def wireguard_peer_add(emu, mp):
         return {"retval": int(Retval.INVALID_SW_IF_INDEX), **failed}
     if p.n_allowed_ips == 0:
         return {"retval": int(Retval.INVALID_VALUE), **failed}
-    if st.by_sw_if_index(p.sw_if_index) is None:
+    owner = st.lookup(p.sw_if_index)
+    if owner is None:
         return {"retval": int(Retval.INVALID_SW_IF_INDEX), **failed}
     key = bytes(p.public_key)
     if any(peer.public_key == key for peer in st.peers.values()):
@@ -176,6 +207,7 @@ def wireguard_peer_add(emu, mp):
     st.peers[index] = WgPeer(index, p.sw_if_index, key, p.endpoint, p.port,
                              p.persistent_keepalive, p.table_id,
                              list(p.allowed_ips)[: p.n_allowed_ips])
+    owner.peers.add(index)
     return {"peer_index": index}
 
 
@@ -195,7 +227,7 @@ def _peer_details(peer: WgPeer) -> dict:
         "port": peer.port,
         "persistent_keepalive": peer.persistent_keepalive,
         "table_id": peer.table_id,
-        "endpoint": peer.endpoint,
+        "endpoint": ip46(peer.endpoint),  # encoded with IP46_TYPE_ANY
         "sw_if_index": peer.sw_if_index,
         "flags": peer.flags,
         "n_allowed_ips": len(peer.allowed_ips),
