@@ -207,8 +207,12 @@ def _proto(value: int) -> Proto | int:
         return value
 
 
-def update_translation(vpp: VppClient, spec: TranslationSpec) -> int:
-    """Create the translation of ``spec.vip``, or replace its paths; return its id."""
+def translation_fields(spec: TranslationSpec) -> dict:
+    """The ``cnat_translation_update`` fields of ``spec`` (for pipelined ``vpp.bulk``).
+
+    Refuses a translation without paths: VPP 26.06 would try to allocate
+    2^32 paths and die.
+    """
     if not spec.paths:
         raise ValueError(f"cnat translation {spec.vip} has no path; VPP 26.06 cannot take that "
                          "(it crashes): delete the translation instead")
@@ -216,9 +220,8 @@ def update_translation(vpp: VppClient, spec: TranslationSpec) -> int:
         {"dst_ep": _api_endpoint(p.dst), "src_ep": _api_endpoint(p.source()), "flags": int(p.flags)}
         for p in spec.paths
     ]
-    reply = vpp.call(
-        "cnat_translation_update",
-        translation={
+    return {
+        "translation": {
             "vip": _api_endpoint(spec.vip),
             "id": 0,
             "ip_proto": int(spec.proto),
@@ -228,9 +231,13 @@ def update_translation(vpp: VppClient, spec: TranslationSpec) -> int:
             "n_paths": len(paths),
             "flow_hash_config": spec.flow_hash_config,
             "paths": paths,
-        },
-    )
-    return reply.id
+        }
+    }
+
+
+def update_translation(vpp: VppClient, spec: TranslationSpec) -> int:
+    """Create the translation of ``spec.vip``, or replace its paths; return its id."""
+    return vpp.call("cnat_translation_update", **translation_fields(spec)).id
 
 
 def delete_translation(vpp: VppClient, translation_id: int) -> None:
