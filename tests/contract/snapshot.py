@@ -29,6 +29,7 @@ DUMPS: list[tuple[str, dict]] = [
     ("acl_interface_list_dump", {"sw_if_index": ALL}),
     ("ipip_tunnel_dump", {"sw_if_index": ALL}),
     ("vxlan_tunnel_v2_dump", {"sw_if_index": ALL}),
+    ("ipsec_sa_v5_dump", {"sa_id": ALL}),
     ("ipsec_itf_dump", {"sw_if_index": ALL}),
     ("ipsec_tunnel_protect_dump", {"sw_if_index": ALL}),
     ("wireguard_interface_dump", {"show_private_key": False, "sw_if_index": ALL}),

@@ -11,9 +11,9 @@ from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
 
 # VPP error codes the shared Retval enum does not name (vnet/error.h).
-INVALID_SRC_ADDRESS = -57
-ACL_IN_USE_INBOUND = -142
-ACL_IN_USE_OUTBOUND = -143
+INVALID_SRC_ADDRESS = Retval.INVALID_SRC_ADDRESS
+ACL_IN_USE_INBOUND = Retval.ACL_IN_USE_INBOUND
+ACL_IN_USE_OUTBOUND = Retval.ACL_IN_USE_OUTBOUND
 # acl_interface_set_acl_list folds a failed list into 1 (rv = rv || ...).
 FOLDED_ERROR = 1
 

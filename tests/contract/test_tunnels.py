@@ -11,8 +11,8 @@ from vppagent.vpp.retvals import Retval
 from vppagent.vpp.tunnels import IpipSpec, TunnelMode, VxlanSpec
 
 # VPP error codes the shared Retval enum does not name (vnet/error.h).
-INVALID_DST_ADDRESS = -58
-SAME_SRC_DST = -82
+INVALID_DST_ADDRESS = Retval.INVALID_DST_ADDRESS
+SAME_SRC_DST = Retval.SAME_SRC_DST
 
 
 @pytest.fixture

@@ -38,9 +38,9 @@ from ._common import NO_INDEX
 HANDLERS = HandlerTable("acl")
 
 # VPP error codes the shared Retval enum does not name.
-INVALID_SRC_ADDRESS = -57
-ACL_IN_USE_INBOUND = -142
-ACL_IN_USE_OUTBOUND = -143
+INVALID_SRC_ADDRESS = Retval.INVALID_SRC_ADDRESS
+ACL_IN_USE_INBOUND = Retval.ACL_IN_USE_INBOUND
+ACL_IN_USE_OUTBOUND = Retval.ACL_IN_USE_OUTBOUND
 
 # A prefix vpp_papi cannot build (length beyond the family's) is one VPP's
 # prefix check refuses; the source prefix is checked first.

@@ -60,8 +60,8 @@ from .tunnels import TunnelState
 HANDLERS = HandlerTable("ipsec")
 
 # VPP error codes the shared Retval enum does not name.
-INVALID_DST_ADDRESS = -58
-SAME_SRC_DST = -82
+INVALID_DST_ADDRESS = Retval.INVALID_DST_ADDRESS
+SAME_SRC_DST = Retval.SAME_SRC_DST
 
 PROTO_ESP, PROTO_AH = 50, 51
 FLAG_USE_ESN = 1

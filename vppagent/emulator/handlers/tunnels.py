@@ -40,9 +40,9 @@ from ._replies import ip46, on_failure
 HANDLERS = HandlerTable("tunnels")
 
 # VPP error codes the shared Retval enum does not name.
-INVALID_DST_ADDRESS = -58
-SAME_SRC_DST = -82
-INVALID_DECAP_NEXT = -76
+INVALID_DST_ADDRESS = Retval.INVALID_DST_ADDRESS
+SAME_SRC_DST = Retval.SAME_SRC_DST
+INVALID_DECAP_NEXT = Retval.INVALID_DECAP_NEXT
 
 _TUNNEL_ENCAP_DECAP_FLAG_MASK = 0xFF
 _TUNNEL_MODE_P2P, _TUNNEL_MODE_MP = 0, 1
