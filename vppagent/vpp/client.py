@@ -208,8 +208,8 @@ class VppClient:
     def close(self) -> None:
         self._closing = True
         if self.connected:
-            try:
-                self._send_only("sockclnt_delete", {"index": self._client_index})
+            try:  # lets VPP free the registration now rather than on socket EOF
+                self.call("sockclnt_delete", check=False, index=self._client_index)
             except VppError:
                 pass
         self._transport.close()

@@ -66,8 +66,9 @@ class Route:
         return Route(ipaddress.ip_network(prefix), tuple(paths), table_id)
 
 
-# vpp_papi packs fixed arrays only when given in full: 16 empty MPLS labels.
-_NO_LABELS = [{"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}] * 16
+# vpp_papi packs fixed arrays only when given in full: 16 MPLS labels, each
+# empty ({} packs as all-zero, and the codec packs it without a field lookup).
+_NO_LABELS = [{}] * 16
 
 
 def _api_path(p: Path, ip6: bool) -> dict:
