@@ -137,6 +137,7 @@ class VppClient:
         self._pending: dict[int, _Pending] = {}
         self._contexts = itertools.count(1)
         self._ids: dict[str, int] = {}
+        self._id_by_name: dict[str, int] = {}
         self._names: list[str | None] = []
         self._has_context: list[bool] = []
         self._client_index = 0
@@ -191,6 +192,7 @@ class VppClient:
             # requests and events carry a client_index there instead.
             has_ctx[index] = bool(m is not None and len(m.fields) > 1 and m.fields[1] == "context")
         self._ids = ids
+        self._id_by_name: dict[str, int] = {}  # VPP may number messages anew after a restart
         self._names = names
         self._has_context = has_ctx
 
@@ -224,7 +226,10 @@ class VppClient:
         self.close()
 
     def msg_id(self, name: str) -> int:
-        return self._ids[f"{name}_{self.defs.crc(name)[2:]}"]
+        i = self._id_by_name.get(name)
+        if i is None:
+            i = self._id_by_name[name] = self._ids[f"{name}_{self.defs.crc(name)[2:]}"]
+        return i
 
     def has_message(self, name: str) -> bool:
         m = self.defs.messages.get(name)
@@ -314,10 +319,6 @@ class VppClient:
         if c == 0:
             c = next(self._contexts) & 0xFFFFFFFF
         return c
-
-    def _send_only(self, name: str, fields: Mapping[str, Any]) -> None:
-        with self._write_lock:
-            self._transport.send([self._pack(name, self._next_context(), fields)])
 
     def _start(self, name: str, fields: Mapping[str, Any], batch: _Batch | None) -> tuple[_Pending, list[bytes]]:
         if not self.connected:
