@@ -264,10 +264,13 @@ class Agent:
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Ask the loop to end (safe from a signal handler or another thread)."""
+    def stop(self, *, from_signal: bool = False) -> None:
+        """Ask the loop to end. From a signal handler pass ``from_signal``: the handler
+        then only sets a flag (putting on the queue could deadlock on the queue's
+        lock held by the interrupted main thread); the loop sees it within a second."""
         self._stop.set()
-        self.queue.put(_Stop())
+        if not from_signal:
+            self.queue.put(_Stop())
 
     @property
     def ready(self) -> bool:

@@ -74,8 +74,8 @@ def _run(args: argparse.Namespace) -> int:
     recorder = EventRecorder(api, host=cfg.node_name).start()
     try:
         agent = Agent(cfg, api_client=api, recorder=recorder, health=health, registry=registry)
-        signal.signal(signal.SIGTERM, lambda *_: agent.stop())
-        signal.signal(signal.SIGINT, lambda *_: agent.stop())
+        signal.signal(signal.SIGTERM, lambda *_: agent.stop(from_signal=True))
+        signal.signal(signal.SIGINT, lambda *_: agent.stop(from_signal=True))
         agent.run()
     except FatalAgentError as e:
         print(f"vppagent run: {e}", file=sys.stderr)

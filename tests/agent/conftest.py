@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests.conftest import api_dir
 from tests.fakekube import FakeKube
@@ -173,8 +174,10 @@ def start_agent(fake: FakeKube, emulator: Emulator) -> Iterator[Callable[..., Ru
         api = api_client_for_host(fake.url)
         recorder = EventRecorder(api, host=NODE).start()
         health = Health()
-        agent = Agent(cfg, api_client=api, recorder=recorder, health=health, source_options=FAST)
-        server = HealthServer(health, "127.0.0.1", 0).start()
+        registry = CollectorRegistry()
+        agent = Agent(cfg, api_client=api, recorder=recorder, health=health, source_options=FAST,
+                      registry=registry)
+        server = HealthServer(health, "127.0.0.1", 0, registry).start()
         run = Running(agent, server, recorder)
         started.append(run)
         return run

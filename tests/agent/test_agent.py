@@ -5,6 +5,7 @@ client, the sources, the reconciler and the VPP client are the real ones.
 """
 from __future__ import annotations
 
+import ipaddress
 import time
 import urllib.error
 import urllib.request
@@ -27,10 +28,6 @@ def http_status(port: int, path: str) -> int:
         return e.code
 
 
-def expected_picture(fake: FakeKube, vpp: VppClient) -> None:
-    """Nothing: helper name kept short in asserts below."""
-
-
 def test_cold_start_converges_and_only_then_is_ready(fake: FakeKube, vpp: VppClient, start_agent) -> None:
     populate(fake, nodes=3, services=4)
     fake.go_down()  # the API server is not there yet: not ready, nothing programmed
@@ -48,6 +45,10 @@ def test_cold_start_converges_and_only_then_is_ready(fake: FakeKube, vpp: VppCli
     assert len(pic["translations"]) == 8
     assert ("10.96.0.10", 53, 17, ("10.244.2.2:5353", "10.244.2.4:5353", "10.244.3.3:5353")) in pic["translations"]
     assert run.agent.stats.failed == 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{run.server.port}/metrics", timeout=2) as r:
+        metrics = r.read().decode()
+    assert 'vppagent_reconcile_operations_total{op="create"} 10.0' in metrics
+    assert "vppagent_desired_objects 10.0" in metrics
 
 
 def test_an_idle_agent_makes_no_call_and_a_change_costs_only_its_difference(
@@ -108,13 +109,15 @@ def test_a_watch_expiring_relists_and_programs_only_the_difference(
         fake.modify(slice_for(3, port=9090), silently=True)  # s3's http backends move to :9090
         fake.delete("Service", "s4", "default", silently=True)
         fake.expire_next_watches(3)
-    wait_for(lambda: not any(t[0] == "10.96.0.14" for t in vpp_picture(vpp)["translations"]),
-             what="s4 to go")
-    wait_for(lambda: len(fake.requests(path="/api/v1/services", watch=False)) > lists_before,
-             what="the relist")
+    def converged() -> bool:
+        trs = vpp_picture(vpp)["translations"]
+        s3 = [t for t in trs if t[0] == "10.96.0.13" and t[1] == 80]
+        return (not any(t[0] == "10.96.0.14" for t in trs)
+                and bool(s3) and all(b.endswith(":9090") for b in s3[0][3]))
+    wait_for(converged, what="s4 to go and s3 to move")  # the sources relist one by one
+    assert len(fake.requests(path="/api/v1/services", watch=False)) > lists_before
+    time.sleep(0.3)  # anything more would come now
     assert mutating(run.agent.vpp.calls, before) == {"cnat_translation_update": 1, "cnat_translation_del": 2}
-    s3 = [t for t in vpp_picture(vpp)["translations"] if t[0] == "10.96.0.13" and t[1] == 80]
-    assert all(b.endswith(":9090") for b in s3[0][3])
 
 
 def test_invalid_objects_are_skipped_with_an_event_while_the_rest_converges(
@@ -156,7 +159,7 @@ def test_agent_restart_adopts_without_mutating_and_removes_what_went_away_meanwh
         fake: FakeKube, vpp: VppClient, start_agent) -> None:
     populate(fake, nodes=3, services=4)
     foreign = interfaces.create_loopback(vpp)  # someone else's objects must survive all of this
-    routes.add(vpp, routes.Route.of("192.168.50.0/24", routes.Path(next_hop=__import__("ipaddress").ip_address("192.168.0.9"))))
+    routes.add(vpp, routes.Route.of("192.168.50.0/24", routes.Path(next_hop=ipaddress.ip_address("192.168.0.9"))))
     first = start_agent()
     first.wait_ready()
     programmed = vpp_picture(vpp)

@@ -5,7 +5,6 @@ a node; the fake API server (a test double) runs in the test.
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from tests.fakekube import FakeKube
 from vppagent.vpp import cnat
 from vppagent.vpp.client import VppClient
 
-from .conftest import NODE, add_service, agent_env, free_port, populate, subprocess_env, vpp_picture, wait_for
+from .conftest import add_service, agent_env, free_port, populate, subprocess_env, vpp_picture, wait_for
 
 N_SERVICES = 1500  # 3000 translations: enough batches to be killed in the middle of
 

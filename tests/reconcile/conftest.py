@@ -1,14 +1,18 @@
-"""Fixtures for reconciler tests against the emulator (a test double of VPP, real socket protocol)."""
+"""Fixtures for reconciler tests against the emulator (a test double of VPP, real socket protocol)
+and, when VPPAGENT_VPP_BIN is set, a real VPP started privately for each test."""
 from __future__ import annotations
 
+import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import api_dir
+from startup.vpp_process import VppProcess
+from tests.conftest import api_dir, real_vpp_reason
 from vppagent.emulator.server import Emulator
 from vppagent.vpp.client import VppClient
 
@@ -24,25 +28,43 @@ def mutating(calls: Counter[str], since: Counter[str] | None = None) -> dict[str
             if n - since.get(name, 0) and not name.endswith("_dump") and name not in READ_ONLY}
 
 
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with tempfile.TemporaryDirectory(prefix="vppagent-rec-") as d:
-        emu = Emulator(str(Path(d) / "api.sock"), api_dir())
-        emu.start()
-        try:
-            yield emu
-        finally:
-            emu.stop()
-            assert not emu.handler_errors, emu.handler_errors
+@dataclass
+class Backend:
+    """A VPP to reconcile against: the emulator, or a private real VPP 26.06."""
+
+    name: str
+    socket: str
+    restart: Callable[[], None]
+
+
+@pytest.fixture(params=["emulator", pytest.param("real_vpp", marks=pytest.mark.real_vpp)])
+def backend(request) -> Iterator[Backend]:
+    if request.param == "emulator":
+        with tempfile.TemporaryDirectory(prefix="vppagent-rec-") as d:
+            emu = Emulator(str(Path(d) / "api.sock"), api_dir())
+            emu.start()
+            try:
+                yield Backend("emulator", emu.socket_path, emu.restart)
+            finally:
+                emu.stop()
+                assert not emu.handler_errors, emu.handler_errors
+        return
+    reason = real_vpp_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    if not os.environ.get("VPPAGENT_VPP_BIN"):
+        pytest.skip("needs VPPAGENT_VPP_BIN: these tests start (and restart) a fresh VPP each")
+    with VppProcess(os.environ["VPPAGENT_VPP_BIN"]) as proc:  # fresh: nothing to clean up after
+        yield Backend("real_vpp", str(proc.paths.api_socket), proc.restart)
 
 
 @pytest.fixture
-def connect(emulator: Emulator) -> Iterator:
-    """Connect clients to the emulator; all are closed at teardown."""
+def connect(backend: Backend) -> Iterator[Callable[..., VppClient]]:
+    """Connect clients to the backend; all are closed at teardown."""
     clients: list[VppClient] = []
 
     def make(**kw) -> VppClient:
-        c = VppClient(emulator.socket_path, api_dir(), **kw).connect()
+        c = VppClient(backend.socket, api_dir(), **kw).connect()
         clients.append(c)
         return c
 

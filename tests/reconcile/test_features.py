@@ -135,3 +135,22 @@ def test_node_routes_own_cluster_prefixes_but_not_this_nodes_or_host_routes() ->
     assert not f.owns(0, net("10.244.9.5/32"))  # a host route: a pod's
     assert not f.owns(0, net("192.168.0.0/24"))  # outside the cluster
     assert not f.owns(7, net("10.244.9.0/24"))  # another table
+
+
+def test_bulk_request_fields_are_what_the_vpp_layer_sends() -> None:
+    from types import SimpleNamespace
+
+    from vppagent.services.translations import translation_fields
+    from vppagent.vpp import cnat
+
+    class Capture:
+        def call(self, name, **fields):
+            self.sent = (name, fields)
+            return SimpleNamespace(id=7)
+
+    for vip, backends in (("10.96.0.1", ("10.244.1.1", "10.244.2.2")), ("fd00:96::1", ("fd00:244::1",))):
+        t = ServiceTranslation(ip(vip), Proto.UDP, 53, tuple(Backend(ip(b), 5353) for b in backends))
+        vpp = Capture()
+        assert cnat.update_translation(vpp, t.spec()) == 7
+        assert vpp.sent == ("cnat_translation_update", t.request_fields())
+        assert translation_fields(t.spec()) == t.request_fields()

@@ -19,13 +19,14 @@ a translation id) is the object's *handle*, recorded by the reconciler.
 """
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from vppagent.vpp.client import VppClient
 
 V = TypeVar("V")
+T = TypeVar("T")
 
 Request = tuple[str, Mapping[str, Any]]  # (VPP message name, its fields), for VppClient.bulk
 
@@ -62,6 +63,14 @@ class Resolver(Protocol):
 
     def key_of(self, kind: str, handle: Hashable) -> Key | None:
         """The applied object of ``kind`` whose handle is ``handle``, if any."""
+        ...
+
+    def cached(self, key: Hashable, read: Callable[[], T]) -> T:
+        """``read()``, shared by every ``retrieve`` of one resync that asks with the same key.
+
+        Kinds that read the same dump (two route kinds in one table) pay for
+        it once; outside a resync it simply calls ``read()``.
+        """
         ...
 
 

@@ -178,6 +178,7 @@ class Reconciler:
         """Read back every owned object from VPP; the applied state becomes exactly that."""
         t0, calls0 = time.perf_counter(), _calls(self.vpp)
         fresh = AppliedState()
+        fresh.share_reads(True)
         found: dict[str, int] = {}
         for kind in self._retrieve_order():
             d = self._descriptors[kind]
@@ -198,6 +199,7 @@ class Reconciler:
                 self.needs_resync = True
                 raise ResyncFailed(kind, exc) from exc
             found[kind] = n
+        fresh.share_reads(False)
         self.applied = fresh
         # VPP's state may have changed under every failure: try them all again.
         self._failures.clear()

@@ -59,8 +59,15 @@ class OwnedRoute:
     table_id: int = 0
 
     def __post_init__(self) -> None:
+        hops = self.hops
+        if self.prefix.prefixlen == self.prefix.max_prefixlen:
+            # VPP reports a host route through an interface with the host
+            # itself as next hop (an attached next hop): one meaning, one value.
+            host = self.prefix.network_address
+            hops = tuple(Hop(None, h.via, h.weight) if h.via is not None and h.next_hop == host else h
+                         for h in hops)
         # VPP reports paths in its own order; compare routes as sets of hops.
-        ordered = tuple(sorted(set(self.hops), key=Hop.sort_key))
+        ordered = tuple(sorted(set(hops), key=Hop.sort_key))
         if ordered != self.hops:
             object.__setattr__(self, "hops", ordered)
 
@@ -141,7 +148,9 @@ class RouteDescriptor:
     def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[OwnedRoute]]:
         out: list[Found[OwnedRoute]] = []
         for table_id, ipv6 in self._tables():
-            for r in routes.dump(vpp, table_id, ipv6=ipv6):
+            table = resolver.cached(("ip_route_dump", table_id, ipv6),
+                                    lambda t=table_id, v6=ipv6: routes.dump(vpp, t, ipv6=v6))
+            for r in table:
                 if not self._owns(r.table_id, r.prefix):
                     continue
                 if not r.paths or any(p.type != routes.PathType.NORMAL for p in r.paths):

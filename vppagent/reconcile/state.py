@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .descriptor import Key
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class AppliedState:
 
     objects: dict[Key, Applied] = field(default_factory=dict)
     _by_handle: dict[tuple[str, Hashable], Key] = field(default_factory=dict)
+    _reads: dict[Hashable, Any] | None = None
 
     def __contains__(self, key: object) -> bool:
         return key in self.objects
@@ -130,6 +133,17 @@ class AppliedState:
 
     def key_of(self, kind: str, handle: Hashable) -> Key | None:
         return self._by_handle.get((kind, handle))
+
+    def cached(self, key: Hashable, read: Callable[[], T]) -> T:
+        if self._reads is None:
+            return read()
+        if key not in self._reads:
+            self._reads[key] = read()
+        return self._reads[key]
+
+    def share_reads(self, on: bool) -> None:
+        """While on (one resync), ``cached`` reads are kept and shared; off drops them."""
+        self._reads = {} if on else None
 
 
 def _hashable(handle: Any) -> bool:

@@ -79,6 +79,22 @@ class ServiceTranslation:
         if ordered != self.backends:
             object.__setattr__(self, "backends", ordered)
 
+    def request_fields(self) -> dict[str, Any]:
+        """``translation_fields(self.spec())``, built directly: the hot path of bulk programming
+        (the addresses are already ``ipaddress`` objects, so nothing is parsed again)."""
+        if not self.backends:
+            raise ValueError(f"cnat translation {self.vip}:{self.port} has no backend; VPP 26.06 cannot take that")
+        af = 1 if self.vip.version == 6 else 0
+        src = _NO_SOURCE[af]
+        return {"translation": {
+            "vip": {"addr": self.vip, "sw_if_index": cnat.NO_INTERFACE, "if_af": af, "port": self.port},
+            "id": 0, "ip_proto": int(self.proto), "is_real_ip": False,
+            "flags": int(cnat.TranslationFlags.ALLOC_PORT), "lb_type": int(self.lb_type),
+            "n_paths": len(self.backends), "flow_hash_config": 0,
+            "paths": [{"dst_ep": {"addr": b.address, "sw_if_index": cnat.NO_INTERFACE, "if_af": af, "port": b.port},
+                       "src_ep": src, "flags": 0} for b in self.backends],
+        }}
+
     def spec(self) -> cnat.TranslationSpec:
         return cnat.TranslationSpec(
             vip=cnat.Endpoint.of(self.vip, self.port),
@@ -86,6 +102,11 @@ class ServiceTranslation:
             paths=tuple(cnat.Path(cnat.Endpoint.of(b.address, b.port)) for b in self.backends),
             lb_type=self.lb_type,
         )
+
+
+# The source endpoint of a path that keeps the client's source, per if_af.
+_NO_SOURCE = tuple({"addr": zero, "sw_if_index": cnat.NO_INTERFACE, "if_af": af, "port": 0}
+                   for af, zero in ((0, ipaddress.IPv4Address(0)), (1, ipaddress.IPv6Address(0))))
 
 
 # -- expansion ------------------------------------------------------------------
@@ -186,11 +207,11 @@ class TranslationDescriptor:
                 raise
 
     def create_request(self, value: ServiceTranslation, resolver: Resolver) -> Request:
-        return ("cnat_translation_update", translation_fields(value.spec()))
+        return ("cnat_translation_update", value.request_fields())
 
     def update_request(self, old: ServiceTranslation, handle: Any, new: ServiceTranslation,
                        resolver: Resolver) -> Request:
-        return ("cnat_translation_update", translation_fields(new.spec()))
+        return ("cnat_translation_update", new.request_fields())
 
     def delete_request(self, value: ServiceTranslation, handle: Any, resolver: Resolver) -> Request:
         return ("cnat_translation_del", {"id": handle})
