@@ -408,7 +408,7 @@ class Agent:
         if not self._first_sync_done:
             self._first_sync_done = True
             self._first_sync_s = time.monotonic() - self._started
-            log.warning("first sync done", extra={
+            log.info("first sync done", extra={
                 "seconds": round(self._first_sync_s, 3), "n_created": result.created,
                 "n_updated": result.updated, "n_deleted": result.deleted, "n_failed": result.failed,
                 "adopted": len(self.reconciler.applied) - result.created - result.updated,

@@ -169,7 +169,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("services", True, _bool, "program ClusterIP services as cnat translations"),
     KeySpec("health_address", "0.0.0.0", _address, "address of the /healthz, /readyz and /metrics server"),
     KeySpec("health_port", 9710, _int_in(0, 65535), "port of that server (0: any free port)"),
-    KeySpec("log_level", "warning", _choice(*LOG_LEVELS), "log level; logs are JSON lines on stderr"),
+    KeySpec("log_level", "info", _choice(*LOG_LEVELS), "log level; logs are JSON lines on stderr"),
     KeySpec("retry_initial_s", 0.5, _seconds(0.01, 3600), "first retry delay of a failed VPP object"),
     KeySpec("retry_max_s", 30.0, _seconds(0.01, 3600), "longest retry delay of a failed VPP object"),
     KeySpec("resync_interval_s", 0.0, _seconds(0, 86400),

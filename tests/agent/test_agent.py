@@ -180,3 +180,16 @@ def test_agent_restart_adopts_without_mutating_and_removes_what_went_away_meanwh
     assert foreign in {i.sw_if_index for i in interfaces.dump(vpp)}
     assert "192.168.50.0/24" in {str(r.prefix) for r in routes.dump(vpp)}
     assert len(cnat.dump_translations(vpp)) == 6
+
+
+def test_drift_behind_the_agents_back_is_repaired_by_the_periodic_resync(
+        fake: FakeKube, vpp: VppClient, start_agent) -> None:
+    populate(fake, nodes=2, services=2)
+    run = start_agent(VPPAGENT_RESYNC_INTERVAL_S="0.3")
+    run.wait_ready()
+    programmed = vpp_picture(vpp)
+    victim = cnat.dump_translations(vpp)[0]
+    cnat.delete_translation(vpp, victim.id)  # someone meddles with VPP
+    routes.delete(vpp, routes.Route.of("10.244.2.0/24"))
+    wait_for(lambda: vpp_picture(vpp) == programmed, what="the drift to be repaired")
+    assert run.agent.stats.resyncs >= 2
