@@ -140,7 +140,7 @@ def test_node_routes_own_cluster_prefixes_but_not_this_nodes_or_host_routes() ->
 def test_bulk_request_fields_are_what_the_vpp_layer_sends() -> None:
     from types import SimpleNamespace
 
-    from vppagent.services.translations import translation_fields
+    from vppagent.vpp.cnat import translation_fields
     from vppagent.vpp import cnat
 
     class Capture:

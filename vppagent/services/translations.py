@@ -152,27 +152,6 @@ def expand(svc: Service, slices: Iterable[EndpointSlice], owns: Callable[[IpAddr
 # -- the reconciler kind ---------------------------------------------------------------
 
 
-def _endpoint_fields(ep: cnat.Endpoint) -> dict[str, Any]:
-    return {"addr": ep.address, "sw_if_index": ep.sw_if_index, "if_af": 1 if ep.ipv6 else 0, "port": ep.port}
-
-
-def translation_fields(spec: cnat.TranslationSpec) -> dict[str, Any]:
-    """The cnat_translation_update fields of ``spec``, as ``cnat.update_translation`` sends them.
-
-    Kept here only until ``vppagent.vpp.cnat`` exposes its own (like
-    ``routes.route_fields``): the reconciler pipelines these requests.
-    """
-    if not spec.paths:
-        raise ValueError(f"cnat translation {spec.vip} has no path; VPP 26.06 cannot take that")
-    paths = [{"dst_ep": _endpoint_fields(p.dst), "src_ep": _endpoint_fields(p.source()), "flags": int(p.flags)}
-             for p in spec.paths]
-    return {"translation": {
-        "vip": _endpoint_fields(spec.vip), "id": 0, "ip_proto": int(spec.proto),
-        "is_real_ip": spec.is_real_ip, "flags": int(spec.flags), "lb_type": int(spec.lb_type),
-        "n_paths": len(paths), "flow_hash_config": spec.flow_hash_config, "paths": paths,
-    }}
-
-
 class TranslationDescriptor:
     """cnat translations of ClusterIPs; batchable (update is an upsert returning the id)."""
 
