@@ -3,7 +3,8 @@
 Owns: reading every ``*.api.json`` file of a definition directory (VPP's
 installed ``/usr/share/vpp/api`` layout: ``core/`` and ``plugins/``), giving
 each message an ID the way a VPP with all those plugins loaded would, and
-packing/unpacking messages with vpp_papi's own serializer.
+packing messages with vpp_papi's serializer and decoding requests with
+the client's compiled codec.
 
 Message IDs: memclnt's messages take 1..N in file order (so ``sockclnt_create``
 is 15 and ``control_ping`` 23, which clients rely on before they have the
@@ -28,7 +29,7 @@ from vpp_papi.vpp_papi import VPPApiJSONFiles
 from vpp_papi.vpp_serializer import BaseTypes, String, VPPType, VPPTypeAlias
 
 from ..vpp.errors import ApiDefinitionsError
-from .fastcodec import MessageDecoder
+from ..vpp.codec import compile_unpacker
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ class MessageDef:
     def decode(self, data: bytes) -> Any:
         """The request as vpp_papi's unpack gives it (namedtuple, converted types)."""
         if self._decoder is None:
-            self._decoder = MessageDecoder(self.codec)
+            # The client's compiled codec: the same bytes mean the same values
+            # on both sides of the socket, and one compiler to keep right.
+            self._decoder = compile_unpacker(self.codec) or (lambda b, m=self.codec: m.unpack(b)[0])
         return self._decoder(data)
 
     @property
