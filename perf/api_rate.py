@@ -17,9 +17,7 @@ import ipaddress
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from vpp_papi import VPPApiClient  # noqa: E402  (perf may use vpp_papi directly)
 
 from startup.vpp_process import VppProcess  # noqa: E402
+from vppagent.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.vpp import routes  # noqa: E402
 from vppagent.vpp.client import VppClient  # noqa: E402
 
@@ -37,20 +36,6 @@ from vppagent.vpp.client import VppClient  # noqa: E402
 def api_dir() -> str:
     env = os.environ.get("VPPAGENT_API_DIR")
     return env or str(ROOT.parent / "shared" / "vpp-api" / "v26.06")
-
-
-def start_emulator(stack: ExitStack, adir: str) -> str:
-    work = Path(tempfile.mkdtemp(prefix="vppagent-bench-"))
-    sock = str(work / "api.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "vppagent.emulator.cli", "--socket", sock,
-                             "--api-dir", adir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stack.callback(lambda: (proc.terminate(), proc.wait()))
-    deadline = time.monotonic() + 15
-    while not os.path.exists(sock):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("emulator failed to start")
-        time.sleep(0.05)
-    return sock
 
 
 def route_list(n: int) -> list[routes.Route]:
@@ -135,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     adir = api_dir()
     results = []
     with ExitStack() as stack:
-        results.append(run_backend("emulator", start_emulator(stack, adir), adir, args.calls))
+        results.append(run_backend("emulator", start_emulator_process(stack, adir, prefix="vppagent-bench-").socket, adir, args.calls))
         sock = os.environ.get("VPPAGENT_VPP_SOCKET")
         binary = os.environ.get("VPPAGENT_VPP_BIN")
         if not sock and binary:

@@ -40,10 +40,8 @@ import json
 import os
 import platform
 import resource
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -55,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from startup.vpp_process import VppProcess  # noqa: E402
 from vppagent.connectivity.node_routes import NodeRoutes  # noqa: E402
+from vppagent.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort  # noqa: E402
 from vppagent.reconcile import Intent, Key, Reconciler  # noqa: E402
 from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor  # noqa: E402
@@ -194,18 +193,6 @@ def child(args: argparse.Namespace, phase: str, socket_path: str, on_ready=None)
     return result
 
 
-def start_emulator(stack: ExitStack) -> tuple[str, subprocess.Popen]:
-    work = Path(tempfile.mkdtemp(prefix="vppagent-scale-"))
-    sock = str(work / "api.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "vppagent.emulator.cli", "--socket", sock, "--api-dir", api_dir()],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    stack.callback(lambda: (proc.terminate(), proc.wait()))
-    if "listening" not in proc.stdout.readline():
-        raise SystemExit("emulator failed to start")
-    return sock, proc
-
-
 def bench_backend(args: argparse.Namespace, name: str, sock: str, restart) -> dict:
     out = {"backend": name}
     print(f"[{name}] cold start ...", flush=True)
@@ -246,8 +233,8 @@ def main() -> int:
 
     results = []
     with ExitStack() as stack:
-        sock, emu = start_emulator(stack)
-        results.append(bench_backend(args, "emulator", sock, lambda: emu.send_signal(signal.SIGHUP)))
+        emu = start_emulator_process(stack, api_dir(), prefix="vppagent-scale-")
+        results.append(bench_backend(args, "emulator", emu.socket, emu.restart))
     vpp_bin = os.environ.get("VPPAGENT_VPP_BIN")
     if vpp_bin:
         with VppProcess(vpp_bin) as proc:

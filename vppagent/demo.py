@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from startup.vpp_process import VppProcess
+
+from .emulator.process import start_emulator_process
 
 from .cni import linux
 from .vpp import af_packet, interfaces, neighbors, routes
@@ -73,26 +72,7 @@ def start_backend(stack: ExitStack, api_dir: str | None, say: Callable[[str], No
         vpp = stack.enter_context(VppProcess(binary))
         say(f"Started VPP from {binary} (pid {vpp.pid}, work dir {vpp.workdir}).")
         return Backend(f"VPP started from {binary}", str(vpp.paths.api_socket), True)
-    workdir = Path(tempfile.mkdtemp(prefix="vppagent-emu-"))
-    stack.callback(shutil.rmtree, workdir, True)
-    sock = str(workdir / "api.sock")
-    cmd = [sys.executable, "-m", "vppagent.emulator.cli", "--socket", sock]
-    if api_dir:
-        cmd += ["--api-dir", api_dir]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def stop() -> None:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-    stack.callback(stop)
-    deadline = time.monotonic() + 15
-    while not os.path.exists(sock):
-        if proc.poll() is not None:
-            raise RuntimeError(f"emulator failed to start: {proc.stderr.read().decode().strip()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError("emulator did not open its socket within 15 s")
-        time.sleep(0.05)
+    sock = start_emulator_process(stack, api_dir).socket
     say("No VPP found (set VPPAGENT_VPP_BIN or VPPAGENT_VPP_SOCKET): using the VPP API "
         "emulator. It is a test double: everything is programmed through the real API "
         "protocol, but NO PACKETS FLOW, so the ping step is skipped.")
