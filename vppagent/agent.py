@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from vppagent.config import Config
@@ -56,6 +57,7 @@ from vppagent.services.translations import ServiceTranslations
 from vppagent.sources import (
     ENDPOINT_SLICES,
     NODES,
+    PODS,
     SERVICES,
     BackoffPolicy,
     Delete,
@@ -67,7 +69,7 @@ from vppagent.sources import (
     Synced,
     Upsert,
 )
-from vppagent.vpp import catalog, cnat, interfaces, routes
+from vppagent.vpp import af_packet, catalog, cnat, interfaces, memif, neighbors, routes, tap
 from vppagent.vpp.api_defs import load_definitions
 from vppagent.vpp.client import Connected, Disconnected, VppClient
 from vppagent.vpp.crcs import PINNED_CRCS
@@ -75,11 +77,12 @@ from vppagent.vpp.errors import ApiDefinitionsError, IncompatibleVppError, VppEr
 
 log = logging.getLogger(__name__)
 
-_KIND_SPECS: Mapping[str, KindSpec] = {"Node": NODES, "Service": SERVICES, "EndpointSlice": ENDPOINT_SLICES}
+_KIND_SPECS: Mapping[str, KindSpec] = {"Node": NODES, "Service": SERVICES, "EndpointSlice": ENDPOINT_SLICES,
+                                       "Pod": PODS}
 _API_VERSIONS = {"Node": "v1", "Service": "v1", "Namespace": "v1", "Pod": "v1",
                  "EndpointSlice": "discovery.k8s.io/v1", "NetworkPolicy": "networking.k8s.io/v1"}
 # The VPP message families the enabled features use (checked at connect).
-_FAMILIES = (interfaces, routes, cnat)
+_FAMILIES = (interfaces, routes, cnat, neighbors, af_packet, tap, memif)
 _IDLE_BEAT_S = 1.0  # the loop wakes at least this often, to beat /healthz
 _DRAIN_MAX = 20000  # events handled before looking at the reconciler again
 
@@ -90,6 +93,10 @@ class FatalAgentError(Exception):
 
 class _Stop:
     """Queue sentinel: the loop should end."""
+
+
+class FeatureChanged:
+    """Queue event: a feature's own inputs changed (a CNI call); recompute the desired state."""
 
 
 # -- cluster state --------------------------------------------------------------
@@ -173,8 +180,17 @@ class Feature(Protocol):
     def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]: ...
 
 
-def features_for(cfg: Config) -> list[Feature]:
+def features_for(cfg: Config, *, submit: Any = None, ready: Any = None) -> list[Feature]:
+    """The features ``cfg`` enables. ``submit()`` wakes the agent loop (features with inputs of
+    their own, like CNI calls, need it); ``ready()`` says whether the agent has synced."""
     out: list[Feature] = []
+    if cfg.pods:
+        from vppagent.cni.pods import PodNetwork  # grpc and netlink only where pods are served
+
+        out.append(PodNetwork(node_name=cfg.node_name, state_dir=Path(cfg.state_dir), table_id=cfg.pod_table_id,
+                              mtu=cfg.pod_mtu, driver=cfg.pod_interface,
+                              submit=submit or (lambda: None), ready=ready or (lambda: True),
+                              settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s)))
     if cfg.connectivity == "flat":
         out.append(NodeRoutes(cfg.node_name, cfg.cluster_cidrs, table_id=cfg.pod_table_id))
     if cfg.services:
@@ -223,7 +239,8 @@ class Agent:
         self.queue: queue.Queue[Any] = queue.Queue()
         self.health = health or Health()
         self.cluster = ClusterState()
-        self.features = features if features is not None else features_for(cfg)
+        self.features = features if features is not None else features_for(
+            cfg, submit=lambda: self.queue.put(FeatureChanged()), ready=self._can_program)
         self.recorder = recorder
         if vpp is None:
             defs = load_definitions(cfg.api_dir)
@@ -240,9 +257,13 @@ class Agent:
                 self.reconciler.register(d)
         kinds = sorted({k for f in self.features for k in f.watches})
         opts = source_options or SourceOptions(watch_timeout_s=cfg.watch_timeout_s)
+        # Only policy needs every pod of the cluster; pod networking needs this node's.
+        all_pods = any("Pod" in f.watches and getattr(f, "needs_all_pods", False) for f in self.features)
         self.sources = SourceGroup.for_node(api_client, self.queue, node_name=cfg.node_name,
+                                            local_pods_only=not all_pods,
                                             recorder=recorder, options=opts,
                                             kinds=[_KIND_SPECS[k] for k in kinds])
+        self._cni_server: Any = None
         self._pending_sync = {s.name for s in self.sources.sources}
         self._stop = threading.Event()
         self._connect_backoff = connect_backoff or BackoffPolicy(initial_s=0.2, max_s=5.0)
@@ -277,6 +298,15 @@ class Agent:
         return self.health.ready()[0]
 
     @property
+    def pod_network(self) -> Any:
+        """The ``pods`` feature (the CNI backend), if enabled."""
+        return next((f for f in self.features if f.name == "pods"), None)
+
+    def _can_program(self) -> bool:
+        """Whether a CNI call can expect its pod programmed now (read from CNI threads)."""
+        return self._first_sync_done and self.vpp.connected
+
+    @property
     def stats(self) -> AgentStats:
         return AgentStats(self._passes, self._resyncs, self._first_sync_s,
                           len(self.reconciler.desired), len(self.reconciler.failures))
@@ -286,6 +316,7 @@ class Agent:
         log.info("agent starting", extra={"node": self.cfg.node_name, "vpp_socket": self.cfg.vpp_socket,
                                           "features": ",".join(f.name for f in self.features)})
         self.sources.start()
+        self._start_cni_server()
         try:
             while not self._stop.is_set():
                 self.health.beat()
@@ -294,14 +325,33 @@ class Agent:
                     self._handle(event)
                 if not self._stop.is_set():
                     self._maybe_reconcile()
+                    self._settle()
                     self._update_readiness()
         finally:
             self.health.set_ready(False, "stopping")
+            if self._cni_server is not None:
+                self._cni_server.stop()
             self.sources.stop()
             # Close without deleting anything: the data plane stays as programmed.
             self.vpp.close()
             log.info("agent stopped; VPP left as programmed",
                      extra={"applied": len(self.reconciler.applied)})
+
+    def _start_cni_server(self) -> None:
+        pods = self.pod_network
+        if pods is None:
+            return
+        from vppagent.cni.server import CniServer
+
+        self._cni_server = CniServer(self.cfg.cni_socket, pods, lambda key: self.reconciler.applied.get(key))
+        self._cni_server.start()
+
+    def _settle(self) -> None:
+        """Tell features waiting for their objects (CNI calls) what the reconciler achieved."""
+        for f in self.features:
+            settle = getattr(f, "settle", None)
+            if settle is not None:
+                settle(self.reconciler.applied, self.reconciler.failures, self.vpp.connected)
 
     # -- events ---------------------------------------------------------------------
 
@@ -345,6 +395,8 @@ class Agent:
                 self._reconcile_at = 0.0
         elif isinstance(event, Disconnected):
             log.warning("VPP connection lost", extra={"reason": event.reason})
+        elif isinstance(event, FeatureChanged):
+            self._dirty = True
         elif isinstance(event, _Stop):
             self._stop.set()
 
@@ -489,5 +541,5 @@ class _Metrics:
         self.desired.set(len(agent.reconciler.desired))
 
 
-__all__ = ["Agent", "AgentStats", "ClusterState", "FatalAgentError", "Feature", "features_for",
+__all__ = ["Agent", "AgentStats", "ClusterState", "FatalAgentError", "Feature", "FeatureChanged", "features_for",
            "required_messages"]

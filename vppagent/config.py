@@ -134,6 +134,30 @@ def _address(v: Any) -> str:
     return s
 
 
+def _port_range(v: Any) -> tuple[int, int]:
+    s = _str(v)
+    lo, sep, hi = s.partition("-")
+    try:
+        a, b = int(lo), int(hi)
+    except ValueError:
+        raise ValueError(f"expected FIRST-LAST ports (e.g. 30000-32767), got {v!r}") from None
+    if not sep or not 1 <= a <= b <= 65535:
+        raise ValueError(f"expected FIRST-LAST ports with 1 <= FIRST <= LAST <= 65535, got {v!r}")
+    return a, b
+
+
+HASH_FIELDS = ("src-ip", "dst-ip", "src-port", "dst-port", "proto")
+
+
+def _hash_fields(v: Any) -> tuple[str, ...]:
+    items = [x.strip().lower() for x in (v if isinstance(v, (list, tuple)) else _str(v).split(","))]
+    items = [x for x in items if x]
+    bad = [x for x in items if x not in HASH_FIELDS]
+    if bad or not items:
+        raise ValueError(f"must be a non-empty subset of {', '.join(HASH_FIELDS)}, got {v!r}")
+    return tuple(dict.fromkeys(items))
+
+
 @dataclass(frozen=True)
 class KeySpec:
     name: str
@@ -176,6 +200,23 @@ KEYS: tuple[KeySpec, ...] = (
             "read VPP back and repair drift this often (0: only at start and after VPP restarts)"),
     KeySpec("bulk_chunk", 2048, _int_in(1, 65536), "operations per pipelined VPP batch"),
     KeySpec("watch_timeout_s", 300, _int_in(1, 3600), "server-side timeout of one Kubernetes watch request"),
+    KeySpec("pods", True, _bool, "serve the CNI plugin and attach this node's pods to VPP"),
+    KeySpec("cni_socket", "/var/run/vppagent/cni.sock", _nonempty,
+            "unix socket of the agent's CNI gRPC backend (mode 0600, in a 0700 directory)"),
+    KeySpec("state_dir", "/var/lib/vppagent", _nonempty,
+            "directory of the agent's crash-safe state (IPAM journal, pod attachments, keys)"),
+    KeySpec("pod_interface", "auto", _choice("auto", "tun", "veth"),
+            "pod interface driver: tun (VPP tap in tun mode, needs /dev/vhost-net), veth (veth + af_packet), "
+            "auto (tun where /dev/vhost-net exists, else veth)"),
+    KeySpec("pod_mtu", 1450, _int_in(576, 9216), "MTU of pod interfaces, on both the pod and the VPP side"),
+    KeySpec("service_external_cidrs", "", _cidrs,
+            "CIDRs of LoadBalancer and external IPs; cnat translations with a VIP inside belong to the agent"),
+    KeySpec("node_port_range", "30000-32767", _port_range, "the cluster's NodePort range"),
+    KeySpec("service_hash_fields", "src-ip,dst-ip,src-port,dst-port,proto", _hash_fields,
+            "packet fields hashed to pick a service backend (comma-separated subset of "
+            "src-ip, dst-ip, src-port, dst-port, proto)"),
+    KeySpec("service_snat", True, _bool,
+            "source-NAT pod traffic leaving the cluster, and NodePort traffic sent to a remote backend"),
 )
 
 
@@ -199,6 +240,15 @@ class Config:
     resync_interval_s: float
     bulk_chunk: int
     watch_timeout_s: int
+    pods: bool
+    cni_socket: str
+    state_dir: str
+    pod_interface: str
+    pod_mtu: int
+    service_external_cidrs: tuple[IpNetwork, ...]
+    node_port_range: tuple[int, int]
+    service_hash_fields: tuple[str, ...]
+    service_snat: bool
     config_file: str | None = None
 
 
@@ -261,7 +311,7 @@ def _check(cfg: Config) -> None:
         raise ConfigError("service_cidrs", "combined", "empty while services are enabled")
     if cfg.connectivity == "flat" and not cfg.cluster_cidrs:
         raise ConfigError("cluster_cidrs", "combined", "empty while connectivity is flat")
-    for name in ("service_cidrs", "cluster_cidrs"):
+    for name in ("service_cidrs", "cluster_cidrs", "service_external_cidrs"):
         nets = getattr(cfg, name)
         for i, a in enumerate(nets):
             for b in nets[i + 1:]:

@@ -13,10 +13,14 @@ its loopbacks with instance numbers from a reserved range
 range is treated as its own stale object and deleted at resync. Interfaces
 with other tags or outside the range are never touched.
 
-Must not touch: addresses, routes or anything else on the interface.
+A loopback may carry addresses and sit in a table (the pods' gateway
+loopback: its address is what pod interfaces borrow as unnumbered).
+
+Must not touch: routes or anything else on the interface.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +43,13 @@ _LOOP_NAME = re.compile(r"^loop(\d+)$")
 class Loopback:
     name: str
     admin_up: bool = True
+    addresses: tuple[str, ...] = ()  # ip_interface strings, kept sorted
+    table_id: int = 0
+
+    def __post_init__(self) -> None:
+        canonical = tuple(sorted(str(ipaddress.ip_interface(a)) for a in self.addresses))
+        if canonical != self.addresses:
+            object.__setattr__(self, "addresses", canonical)
 
     @property
     def key(self) -> Key:
@@ -66,6 +77,7 @@ class LoopbackDescriptor:
         sw_if_index = self._create_in_range(vpp)
         try:
             interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.name)
+            self._set_l3(vpp, sw_if_index, Loopback(value.name), value)
             if value.admin_up:
                 interfaces.set_admin_up(vpp, sw_if_index)
         except VppApiError:
@@ -96,8 +108,23 @@ class LoopbackDescriptor:
         return True
 
     def update(self, vpp: VppClient, old: Loopback, handle: Any, new: Loopback, resolver: Resolver) -> int:
+        self._set_l3(vpp, handle, old, new)
         interfaces.set_admin_up(vpp, handle, new.admin_up)
         return handle
+
+    @staticmethod
+    def _set_l3(vpp: VppClient, sw_if_index: int, old: Loopback, new: Loopback) -> None:
+        if old.table_id != new.table_id:
+            # VPP refuses a table change while the interface has addresses.
+            for a in old.addresses:
+                interfaces.del_address(vpp, sw_if_index, a)
+            for v6 in (False, True):
+                interfaces.set_table(vpp, sw_if_index, new.table_id, ipv6=v6)
+            old = Loopback(old.name, old.admin_up, (), new.table_id)
+        for a in sorted(set(old.addresses) - set(new.addresses)):
+            interfaces.del_address(vpp, sw_if_index, a)
+        for a in sorted(set(new.addresses) - set(old.addresses)):
+            interfaces.add_address(vpp, sw_if_index, a)
 
     def delete(self, vpp: VppClient, value: Loopback, handle: Any, resolver: Resolver) -> None:
         try:
@@ -127,7 +154,9 @@ class LoopbackDescriptor:
                 if name in seen or not name:
                     name = f"{name}#dup{i.sw_if_index}"  # stale: never a desired name
                 seen.add(name)
-                out.append(Found(Loopback(name, i.admin_up), i.sw_if_index))
+                addrs = tuple(str(a) for a in interfaces.addresses(vpp, i.sw_if_index))
+                table = interfaces.get_table(vpp, i.sw_if_index)
+                out.append(Found(Loopback(name, i.admin_up, addrs, table), i.sw_if_index))
             elif in_range and not i.tag:
                 # A crash between create and tag: ours, and stale by construction.
                 out.append(Found(Loopback(f"#untagged{i.sw_if_index}", i.admin_up), i.sw_if_index))

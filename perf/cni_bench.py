@@ -1,0 +1,129 @@
+"""CNI ADD/DEL latency and leak check (issue 4's targets).
+
+Drives the agent's CNI gRPC backend exactly as ``vppagent-cni`` does (one
+gRPC call per command, over the unix socket) with real network
+namespaces and veth pairs, against a real VPP when VPPAGENT_VPP_BIN is set
+(else the emulator, which the output says).
+
+Measures:
+- ADD and DEL latency p50/p99 over N sequential pods, and over M pods added
+  in parallel (one thread per pod);
+- leaks after C ADD/DEL cycles: VPP pod interfaces, VPP host routes in the
+  pod CIDR, veth host ends, IPAM entries and attachment records, counted
+  before and after.
+
+Usage: python perf/cni_bench.py [--sequential 200] [--parallel 20] [--cycles 1000]
+Writes perf/results/cni_bench.json. Needs root (network namespaces).
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.podnet.harness import Pods, container_id, host_links, running_agent  # noqa: E402
+from vppagent.cni import vpp_kinds  # noqa: E402
+from vppagent.vpp import interfaces, routes  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))], 2)
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {"n": len(ms), "p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99), "max_ms": round(max(ms), 2),
+            "mean_ms": round(statistics.fmean(ms), 2)}
+
+
+def census(h) -> dict[str, int]:
+    net = ipaddress.ip_network("10.244.0.0/16")
+    return {
+        "vpp_pod_interfaces": sum(1 for i in interfaces.dump(h.vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)),
+        "vpp_pod_routes": sum(1 for r in routes.dump(h.vpp) if r.prefix.subnet_of(net) and r.prefix.prefixlen == 32),
+        "veth_host_ends": len(host_links()),
+        "ipam_entries": len(h.agent.pod_network.ipam.allocations()),
+        "attachment_records": len(h.agent.pod_network.store.all()),
+    }
+
+
+def timed(fn, *args) -> float:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    ms = (time.perf_counter() - t0) * 1000
+    err = out[1] if isinstance(out, tuple) else out
+    if err is not None:
+        raise SystemExit(f"CNI call failed: {err}")
+    return ms
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sequential", type=int, default=200)
+    ap.add_argument("--parallel", type=int, default=20)
+    ap.add_argument("--cycles", type=int, default=1000)
+    args = ap.parse_args()
+    vpp_bin = os.environ.get("VPPAGENT_VPP_BIN")
+    backend = f"real VPP ({vpp_bin})" if vpp_bin else "emulator (no packets; VPP call latency is not real VPP's)"
+    print(f"backend: {backend}")
+    out: dict = {"backend": backend, "machine": platform.node(), "cpus": os.cpu_count(), "driver": "veth+af_packet"}
+    pods = Pods()
+    try:
+        with running_agent(vpp_bin=vpp_bin, pod_cidrs=("10.244.0.0/20",), VPPAGENT_LOG_LEVEL="warning") as h:
+            base = census(h)
+            out["census_before"] = base
+            # Sequential.
+            nss = [pods.netns(i) for i in range(args.sequential)]
+            cids = [container_id(i) for i in range(args.sequential)]
+            add_ms = [timed(h.add, c, n) for c, n in zip(cids, nss)]
+            del_ms = [timed(h.delete, c, n) for c, n in zip(cids, nss)]
+            out["sequential"] = {"add": summary(add_ms), "del": summary(del_ms)}
+            print(f"sequential x{args.sequential}: ADD p50 {out['sequential']['add']['p50_ms']} ms "
+                  f"p99 {out['sequential']['add']['p99_ms']} ms; DEL p50 {out['sequential']['del']['p50_ms']} ms "
+                  f"p99 {out['sequential']['del']['p99_ms']} ms")
+            # Parallel.
+            pn = nss[:args.parallel]
+            pc = [container_id(10_000 + i) for i in range(args.parallel)]
+            with ThreadPoolExecutor(args.parallel) as ex:
+                padd = list(ex.map(lambda a: timed(h.add, *a), zip(pc, pn)))
+            with ThreadPoolExecutor(args.parallel) as ex:
+                pdel = list(ex.map(lambda a: timed(h.delete, *a), zip(pc, pn)))
+            out["parallel"] = {"add": summary(padd), "del": summary(pdel)}
+            print(f"parallel x{args.parallel}: ADD p50 {out['parallel']['add']['p50_ms']} ms "
+                  f"p99 {out['parallel']['add']['p99_ms']} ms; DEL p50 {out['parallel']['del']['p50_ms']} ms "
+                  f"p99 {out['parallel']['del']['p99_ms']} ms")
+            # Cycles: the same few namespaces, fresh container ids.
+            t0 = time.perf_counter()
+            for i in range(args.cycles):
+                ns = nss[i % len(nss)]
+                c = container_id(100_000 + i)
+                timed(h.add, c, ns)
+                timed(h.delete, c, ns)
+            out["cycles"] = {"n": args.cycles, "seconds": round(time.perf_counter() - t0, 1)}
+            after = census(h)
+            out["census_after"] = after
+            leaks = {k: after[k] - base[k] for k in base if after[k] != base[k]}
+            out["leaks"] = leaks
+            print(f"{args.cycles} ADD/DEL cycles in {out['cycles']['seconds']} s; leaks: {leaks or 'none'}")
+    finally:
+        pods.close()
+    RESULTS.mkdir(exist_ok=True)
+    name = "cni_bench_real_vpp.json" if vpp_bin else "cni_bench_emulator.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {RESULTS / name}")
+    return 1 if out["leaks"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

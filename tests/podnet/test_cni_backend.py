@@ -1,0 +1,248 @@
+"""The agent's CNI backend over real gRPC, real netns and veth, against the emulator.
+
+Each test checks the outcome where it lands: the pod netns (addresses,
+routes), VPP (tagged interface, host route, neighbour), the node (veth
+host ends) and the agent's state (IPAM, attachment records).
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.agent.conftest import FAST, agent_env, wait_for
+from tests.fakekube import objects as k
+from tests.podnet.harness import Pods, container_id, host_links, running_agent
+from vppagent.agent import Agent
+from vppagent.cni import vpp_kinds
+from vppagent.config import load
+from vppagent.sources import api_client_for_host
+from vppagent.vpp import af_packet, interfaces, memif, neighbors, routes
+
+pytestmark = [pytest.mark.netns,
+              pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]
+
+
+@pytest.fixture
+def pods():
+    p = Pods()
+    yield p
+    p.close()
+
+
+def pod_interfaces(vpp) -> dict[str, interfaces.Interface]:
+    return {i.tag: i for i in interfaces.dump(vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)}
+
+
+def pod_routes(vpp) -> set[str]:
+    net = ipaddress.ip_network("10.244.1.0/24")
+    return {str(r.prefix) for r in routes.dump(vpp) if r.prefix.subnet_of(net) and r.prefix.prefixlen == 32}
+
+
+def test_add_attaches_the_pod_and_del_removes_everything(pods: Pods) -> None:
+    with running_agent() as h:
+        before_links = host_links()
+        ns = pods.netns(1)
+        cid = container_id(1)
+        result, err = h.add(cid, ns, pod="web")
+        assert err is None, err
+        ip = result["ips"][0]["address"]
+        addr = ipaddress.ip_interface(ip)
+        assert addr.ip in ipaddress.ip_network("10.244.1.0/24") and addr.network.prefixlen == 32
+        assert result["ips"][0]["gateway"] == "169.254.1.1"
+        assert result["interfaces"][result["ips"][0]["interface"]]["sandbox"] == ns
+
+        # The pod side.
+        shown = pods.exec(ns, "ip", "-j", "addr", "show", "eth0")
+        assert str(addr.ip) in shown.stdout
+        route = pods.exec(ns, "ip", "route", "show", "default").stdout
+        assert "via 169.254.1.1" in route
+        mtu = json.loads(shown.stdout)[0]["mtu"]
+        assert mtu == 1450
+
+        # The VPP side: a tagged af_packet interface, unnumbered, a host route, a neighbour.
+        tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
+        ifs = pod_interfaces(h.vpp)
+        assert tag in ifs and ifs[tag].admin_up and ifs[tag].mtu == 1450
+        sw = ifs[tag].sw_if_index
+        host = vpp_kinds.host_ifname(cid, "eth0")
+        assert (sw, host) in {(a.sw_if_index, a.host_if_name) for a in af_packet.dump(h.vpp)}
+        assert pod_routes(h.vpp) == {f"{addr.ip}/32"}
+        assert (str(addr.ip), sw) in {(str(n.ip), n.sw_if_index) for n in neighbors.dump(h.vpp)}
+        assert sw in interfaces.unnumbered(h.vpp)
+        assert host in host_links() - before_links
+        assert h.agent.pod_network.ipam.allocations()[(cid, "eth0")] == (addr.ip,)
+
+        assert h.delete(cid, ns, pod="web") is None
+        assert pod_interfaces(h.vpp) == {}
+        assert pod_routes(h.vpp) == set()
+        assert host_links() == before_links
+        assert h.agent.pod_network.ipam.allocations() == {}
+        assert h.agent.pod_network.store.all() == []
+        assert pods.exec(ns, "ip", "link", "show", "eth0").returncode != 0
+
+
+def test_add_is_idempotent_and_del_of_unknown_or_vanished_pods_succeeds(pods: Pods) -> None:
+    with running_agent() as h:
+        ns = pods.netns(1)
+        cid = container_id(1)
+        first, err = h.add(cid, ns)
+        assert err is None, err
+        again, err = h.add(cid, ns)
+        assert err is None and again == first
+        assert len(pod_interfaces(h.vpp)) == 1
+
+        other_ns = pods.netns(2)
+        _, err = h.add(cid, other_ns)
+        assert err is not None and err.code == 105
+
+        assert h.delete(container_id(99), ns) is None  # never attached
+        pods.drop(ns)  # the runtime removed the sandbox first
+        assert h.delete(cid, ns) is None
+        assert pod_interfaces(h.vpp) == {} and host_links() == set()
+        assert h.delete(cid, ns) is None  # twice
+
+
+def test_failed_adds_leave_nothing_behind(pods: Pods) -> None:
+    with running_agent(pod_cidrs=("10.244.1.0/30",)) as h:  # one usable address (.2)
+        before = host_links()
+        _, err = h.add(container_id(1), "/var/run/netns/does-not-exist")
+        assert err.code == 3 and "does not exist" in err.msg
+
+        _, err = h.add(container_id(2), "relative/path")
+        assert err.code == 4
+
+        ok_ns = pods.netns(1)
+        res, err = h.add(container_id(3), ok_ns)
+        assert err is None, err
+        _, err = h.add(container_id(4), pods.netns(2))
+        assert err.code == 102 and "10.244.1.0/30" in err.details
+
+        # VPP refuses: someone else already attached an af_packet to the host end's name.
+        cid = container_id(5)
+        h.delete(container_id(3), ok_ns)
+        host = vpp_kinds.host_ifname(cid, "eth0")
+        subprocess.run(["ip", "link", "add", host, "type", "veth", "peer", "name", "vpx" + cid[-8:]], check=True)
+        try:
+            foreign = af_packet.create(h.vpp, host)
+            _, err = h.add(cid, pods.netns(3))
+            assert err is not None and err.code in (5, 103), err
+            af_packet.delete(h.vpp, host)
+        finally:
+            subprocess.run(["ip", "link", "del", host], check=False)
+        assert foreign not in {i.sw_if_index for i in interfaces.dump(h.vpp)}
+        assert pod_interfaces(h.vpp) == {}
+        assert pod_routes(h.vpp) == set()
+        assert host_links() == before
+        assert h.agent.pod_network.ipam.allocations() == {}
+        assert h.agent.pod_network.store.all() == []
+
+
+def test_parallel_adds_get_distinct_addresses_and_all_dels_clean_up(pods: Pods) -> None:
+    with running_agent() as h:
+        nss = [pods.netns(i) for i in range(12)]
+        cids = [container_id(i) for i in range(12)]
+        with ThreadPoolExecutor(6) as ex:
+            results = list(ex.map(lambda a: h.add(*a), zip(cids, nss)))
+        assert all(err is None for _, err in results), [e for _, e in results if e]
+        ips = {r["ips"][0]["address"] for r, _ in results}
+        assert len(ips) == 12
+        assert len(pod_interfaces(h.vpp)) == 12 and len(pod_routes(h.vpp)) == 12
+        with ThreadPoolExecutor(6) as ex:
+            errs = list(ex.map(lambda a: h.delete(*a), zip(cids, nss)))
+        assert errs == [None] * 12
+        assert pod_interfaces(h.vpp) == {} and pod_routes(h.vpp) == set() and host_links() == set()
+
+
+def test_a_restarted_agent_adopts_its_pods_without_touching_them(pods: Pods, tmp_path) -> None:
+    state = str(tmp_path / "state")
+    ns = pods.netns(1)
+    cid = container_id(1)
+    with running_agent(state_dir=state) as h:
+        result, err = h.add(cid, ns)
+        assert err is None
+        before = pod_interfaces(h.vpp)
+        h.agent.stop()
+        wait_for(lambda: not h.agent.ready, 10, "the first agent to stop")
+        h.agent.pod_network.close()
+        # The next agent: same state dir, same VPP, same API server.
+        cfg = load(agent_env(h.agent.cfg.vpp_socket, VPPAGENT_PODS="true", VPPAGENT_SERVICES="false",
+                             VPPAGENT_STATE_DIR=state, VPPAGENT_CNI_SOCKET=h.cni_socket,
+                             VPPAGENT_POD_INTERFACE="veth"))
+        agent2 = Agent(cfg, api_client=api_client_for_host(h.fake.url), source_options=FAST)
+        t = threading.Thread(target=agent2.run, daemon=True)
+        t.start()
+        try:
+            wait_for(lambda: agent2.ready, 20, "the second agent")
+            mutating = {m: n for m, n in agent2.vpp.calls.items()
+                        if not m.endswith(("_dump", "_get_table", "control_ping", "get_first_msg_id"))
+                        and m not in ("sockclnt_create", "show_version", "control_ping")}
+            assert mutating == {}, mutating
+            assert pod_interfaces(h.vpp) == before  # same sw_if_index: adopted, not re-created
+            assert agent2.pod_network.ipam.allocations()[(cid, "eth0")][0] == \
+                ipaddress.ip_interface(result["ips"][0]["address"]).ip
+            h.agent = agent2
+            assert h.delete(cid, ns) is None
+            assert pod_interfaces(h.vpp) == {} and host_links() == set()
+        finally:
+            agent2.stop()
+            t.join(10)
+            agent2.pod_network.close()
+
+
+def test_gc_detaches_what_the_runtime_no_longer_knows(pods: Pods) -> None:
+    from vppagent.cni.pb import cni_backend_pb2 as pb
+
+    with running_agent() as h:
+        keep_ns, drop_ns = pods.netns(1), pods.netns(2)
+        keep, drop = container_id(1), container_id(2)
+        assert h.add(keep, keep_ns)[1] is None and h.add(drop, drop_ns)[1] is None
+        reply = h.stub().Gc(pb.GcRequest(config=b"{}", valid_attachments=[
+            pb.Attachment(container_id=keep, ifname="eth0")]), timeout=30)
+        assert not reply.HasField("error")
+        tags = set(pod_interfaces(h.vpp))
+        assert tags == {vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(keep, "eth0")}
+        assert set(h.agent.pod_network.ipam.allocations()) == {(keep, "eth0")}
+
+
+def test_check_reports_what_drifted(pods: Pods) -> None:
+    with running_agent() as h:
+        ns = pods.netns(1)
+        cid = container_id(1)
+        result, err = h.add(cid, ns)
+        assert err is None
+        assert h.check(cid, ns, prev_result=result) is None
+        pods.exec(ns, "ip", "route", "del", "default")
+        err = h.check(cid, ns, prev_result=result)
+        assert err is not None and err.code == 104 and "default" in err.details
+        assert h.check(container_id(7), ns).code == 3
+
+
+def test_memif_annotation_adds_a_memif_interface_with_its_own_address(pods: Pods) -> None:
+    with running_agent() as h:
+        pod = k.pod("dpdk-app", node="node-1")
+        pod["metadata"]["annotations"] = {"vppagent.io/memif": "true"}
+        h.fake.add(pod)
+        wait_for(lambda: ("default", "dpdk-app") in h.agent.pod_network._pods, 10, "the pod in the agent")
+        ns = pods.netns(1)
+        cid = container_id(1)
+        result, err = h.add(cid, ns, pod="dpdk-app")
+        assert err is None, err
+        names = [i["name"] for i in result["interfaces"]]
+        assert "memif0" in names
+        memif_if = result["interfaces"][names.index("memif0")]
+        assert memif_if["socketPath"] == "abstract:vppagent/memif0"
+        assert len(result["ips"]) == 2
+        m = memif.dump(h.vpp)
+        assert len(m) == 1
+        files = {s.socket_id: s.filename for s in memif.sockets(h.vpp)}
+        assert files[m[0].socket_id] == f"abstract:vppagent/memif0,netns_name={ns}"
+        assert len(pod_routes(h.vpp)) == 2
+        assert h.delete(cid, ns, pod="dpdk-app") is None
+        assert memif.dump(h.vpp) == [] and pod_routes(h.vpp) == set()
+        assert all(s.filename != files[m[0].socket_id] for s in memif.sockets(h.vpp))

@@ -1,0 +1,500 @@
+"""Pod networking: the agent's CNI backend and the ``pods`` feature.
+
+Owns: what the CNI commands do on the node (ADD, DEL, CHECK, GC, STATUS):
+IPAM (``ipam.py``), the pod's Linux side (``linux.py``), the attachment
+records (``store.py``), and the VPP side through the reconciler
+(``vpp_kinds.py``): a CNI call never talks to VPP itself. It changes the
+set of attachments, asks the agent loop to recompute (``submit``), and
+waits until the reconciler thread reports the pod's objects applied or
+failed (``settle``). So the one-writer rule for VPP holds, and a pod
+attached while VPP restarts is re-programmed like everything else.
+
+Concurrency: CNI calls arrive on gRPC worker threads. Calls for one
+container are serialised by a per-container lock; different containers
+proceed in parallel. ``self._lock`` only guards the dictionaries, never
+I/O. ``desired`` runs on the reconciler thread and reads a copy.
+
+Failure behaviour: an ADD that fails at any step undoes what it did, in
+reverse (VPP objects, veth, IP), before it answers; DEL is idempotent and
+succeeds for unknown containers and vanished netns, as the spec says.
+
+Must not touch: VPP directly (only through intents), Kubernetes (the Node
+and Pod objects come from the cluster state).
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vppagent.cni import linux, vpp_kinds
+from vppagent.cni.ipam import Ipam, IpamError, RangeExhausted
+from vppagent.cni.store import AttachmentStore
+from vppagent.model.k8s import Node, ObjectKey
+from vppagent.model.podnet import Attachment, Driver
+from vppagent.reconcile import Intent, Key, Problem
+from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND, LoopbackDescriptor
+from vppagent.vpp import tap
+
+log = logging.getLogger(__name__)
+
+# CNI error codes (the spec's, then ours from 100 up; 100/101 are the plugin's own).
+ERR_UNKNOWN_CONTAINER = 3
+ERR_INVALID_ENV = 4
+ERR_IO = 5
+ERR_INVALID_CONFIG = 7
+ERR_TRY_AGAIN = 11
+ERR_NOT_AVAILABLE = 50
+ERR_EXHAUSTED = 102
+ERR_VPP_REFUSED = 103
+ERR_CHECK_FAILED = 104
+ERR_DUPLICATE = 105
+
+MEMIF_ANNOTATION = "vppagent.io/memif"
+MEMIF_IFNAME = "memif0"
+_IFNAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+class CniFailure(Exception):
+    """A CNI call that failed: the spec's code, message and details, as the plugin prints them."""
+
+    def __init__(self, code: int, msg: str, details: str = ""):
+        super().__init__(f"[{code}] {msg}" + (f": {details}" if details else ""))
+        self.code = code
+        self.msg = msg
+        self.details = details
+
+
+@dataclass(frozen=True)
+class CniCall:
+    """One CNI invocation as the plugin forwarded it."""
+
+    container_id: str
+    netns: str
+    ifname: str
+    args: Mapping[str, str] = field(default_factory=dict)  # CNI_ARGS, parsed
+    config: Mapping[str, Any] = field(default_factory=dict)
+    prev_result: Mapping[str, Any] | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.container_id, self.ifname)
+
+    @property
+    def pod(self) -> tuple[str, str]:
+        return self.args.get("K8S_POD_NAMESPACE", ""), self.args.get("K8S_POD_NAME", "")
+
+
+def parse_cni_args(text: str) -> dict[str, str]:
+    """``K=V;K=V`` as CNI_ARGS carries it."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        k, sep, v = part.partition("=")
+        if not sep or not k:
+            raise CniFailure(ERR_INVALID_ENV, "CNI_ARGS is malformed", f"{part!r} is not KEY=VALUE")
+        out[k] = v
+    return out
+
+
+@dataclass
+class _Waiter:
+    """A CNI call waiting for the reconciler: these keys present with these values, those absent."""
+
+    present: dict[Key, Any]
+    absent: set[Key]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+
+
+class PodNetwork:
+    """The ``pods`` feature and the CNI backend (see the module docstring)."""
+
+    name = "pods"
+    watches = ("Node", "Pod")
+
+    def __init__(self, *, node_name: str, state_dir: Path, table_id: int = 0, mtu: int = 1450,
+                 driver: str = "auto", submit: Callable[[], None] = lambda: None,
+                 ready: Callable[[], bool] = lambda: True, settle_timeout_s: float = 20.0):
+        self.node_name = node_name
+        self.table_id = table_id
+        self.mtu = mtu
+        self.driver = _choose_driver(driver)
+        self.settle_timeout_s = settle_timeout_s
+        self._submit = submit
+        self._ready = ready
+        state_dir = Path(state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ipam = Ipam(state_dir / "ipam")
+        self.store = AttachmentStore(state_dir)
+        self._lock = threading.Lock()
+        self._container_locks: dict[str, threading.Lock] = {}
+        self._attachments: dict[tuple[str, str], Attachment] = {a.key: a for a in self.store.all()}
+        self._waiters: list[_Waiter] = []
+        self._ranges: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+        self._pods: dict[tuple[str, str], Any] = {}
+        self._recover()
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """After a crash: free addresses no record holds. Runs before the CNI server starts."""
+        valid = set(self._attachments)
+        freed = self.ipam.gc(valid)
+        if freed or self._attachments:
+            log.info("pod attachments recovered", extra={"attachments": len(valid), "ips_freed": len(freed)})
+
+    # -- the feature (reconciler thread) ------------------------------------------------
+
+    def descriptors(self) -> list[Any]:
+        return [LoopbackDescriptor(), vpp_kinds.PodInterfaceDescriptor(),
+                vpp_kinds.route_descriptor(self.table_id, lambda: self._ranges)]
+
+    def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]:
+        problems: list[Problem] = []
+        node: Node | None = cluster.nodes.get(self.node_name)
+        if node is not None and node.pod_cidrs != self._ranges:
+            try:
+                self.ipam.set_ranges(node.pod_cidrs)
+                self._ranges = tuple(node.pod_cidrs)
+                log.info("pod CIDRs", extra={"cidrs": ",".join(map(str, self._ranges))})
+            except IpamError as e:
+                problems.append(Problem(node.key, "InvalidPodCIDR", str(e)))
+        pods = {(p.namespace, p.name): p for p in getattr(cluster, "others", {}).values()
+                if getattr(p, "KIND", "") == "Pod"}
+        with self._lock:
+            self._pods = pods
+            attachments = list(self._attachments.values())
+        gateway = vpp_kinds.gateway_loopback(self.table_id)
+        intents = [Intent(LOOPBACK_KIND, gateway)]
+        for a in attachments:
+            origin = ObjectKey("Pod", a.pod_namespace, a.pod_name) if a.pod_name else None
+            for value, routes in self._vpp_objects(a):
+                intents.append(Intent(vpp_kinds.KIND, value, origin))
+                intents.extend(Intent(vpp_kinds.ROUTE_KIND, r, origin) for r in routes)
+        return intents, problems
+
+    def _vpp_objects(self, a: Attachment) -> list[tuple[vpp_kinds.PodInterface, list[Any]]]:
+        gateway = vpp_kinds.gateway_loopback(self.table_id).key
+        main_ips = [ip for ip in a.ips if not ip.startswith("memif:")]
+        neigh = tuple((str(ipaddress.ip_interface(ip).ip), a.pod_mac) for ip in main_ips) \
+            if a.driver is Driver.VETH else ()
+        main = vpp_kinds.PodInterface(
+            vpp_kinds.interface_name(a.container_id, a.ifname), a.driver, a.host_ifname,
+            a.vpp_mac if a.driver is Driver.VETH else "", a.mtu, self.table_id, gateway, neigh, a.netns)
+        out = [(main, vpp_kinds.pod_routes(main, main_ips))]
+        if a.memif_socket:
+            m = vpp_kinds.PodInterface(vpp_kinds.interface_name(a.container_id, MEMIF_IFNAME), Driver.MEMIF,
+                                       a.memif_socket, "", a.mtu, self.table_id, gateway)
+            memif_ips = [ip.removeprefix("memif:") for ip in a.ips if ip.startswith("memif:")]
+            out.append((m, vpp_kinds.pod_routes(m, memif_ips)))
+        return out
+
+    def settle(self, applied: Any, failures: Mapping[Key, Any], connected: bool) -> None:
+        """After each reconcile pass: wake the CNI calls whose objects are now in place (or failed)."""
+        with self._lock:
+            waiters = list(self._waiters)
+        for w in waiters:
+            failed = [(k, f) for k, f in failures.items() if k in w.present]
+            if failed:
+                k, f = failed[0]
+                w.error = f"VPP refused {f.op} of {k}: {f.error}"
+                w.done.set()
+                continue
+            ok = all((a := applied.get(k)) is not None and a.value == v for k, v in w.present.items()) \
+                and not any(k in applied for k in w.absent)
+            if ok:
+                w.done.set()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _container_lock(self, container_id: str) -> threading.Lock:
+        with self._lock:
+            return self._container_locks.setdefault(container_id, threading.Lock())
+
+    def _wait_for_vpp(self, present: Mapping[Key, Any], absent: Collection[Key], what: str) -> None:
+        w = _Waiter(dict(present), set(absent))
+        with self._lock:
+            self._waiters.append(w)
+        try:
+            self._submit()
+            if not w.done.wait(self.settle_timeout_s):
+                raise CniFailure(ERR_TRY_AGAIN, f"VPP did not finish {what} in time",
+                                 f"waited {self.settle_timeout_s:g}s for the reconciler (is VPP up?)")
+            if w.error:
+                raise CniFailure(ERR_VPP_REFUSED, f"VPP refused {what}", w.error)
+        finally:
+            with self._lock:
+                self._waiters.remove(w)
+
+    def _keys(self, a: Attachment) -> dict[Key, Any]:
+        out: dict[Key, Any] = {}
+        for iface, routes in self._vpp_objects(a):
+            out[iface.key] = iface
+            for r in routes:
+                out[Key(vpp_kinds.ROUTE_KIND, (r.table_id, r.prefix))] = r
+        return out
+
+    def _pod_wants_memif(self, call: CniCall) -> bool:
+        with self._lock:
+            pod = self._pods.get(call.pod)
+        return bool(pod is not None and str(pod.annotations.get(MEMIF_ANNOTATION, "")).lower() == "true")
+
+    # -- ADD ----------------------------------------------------------------------------------
+
+    def add(self, call: CniCall) -> dict[str, Any]:
+        """Attach the pod; returns the CNI 1.0.0 result (without cniVersion)."""
+        _validate(call, need_netns=True)
+        with self._container_lock(call.container_id):
+            with self._lock:
+                existing = self._attachments.get(call.key)
+            if existing is not None:
+                if existing.netns != call.netns:
+                    raise CniFailure(ERR_DUPLICATE, f"{call.container_id}/{call.ifname} is already attached",
+                                     f"to netns {existing.netns}, not {call.netns}")
+                return _result(existing)
+            if not self._ready():
+                raise CniFailure(ERR_TRY_AGAIN, "the agent is not ready yet",
+                                 "waiting for its first sync with Kubernetes and VPP")
+            if not os.path.exists(call.netns):
+                raise CniFailure(ERR_UNKNOWN_CONTAINER, "the container's network namespace does not exist",
+                                 call.netns)
+            return self._attach(call)
+
+    def _attach(self, call: CniCall) -> dict[str, Any]:
+        undo: list[Callable[[], None]] = []
+        t0 = time.perf_counter()
+        try:
+            ips = self._allocate(call.key)
+            undo.append(lambda: self.ipam.release(*call.key))
+            memif_socket, memif_ips = "", []
+            if self._pod_wants_memif(call):
+                memif_key = (call.container_id, MEMIF_IFNAME)
+                memif_ips = [f"memif:{_host_iface(ip)}" for ip in self._allocate(memif_key)]
+                undo.append(lambda: self.ipam.release(*memif_key))
+                memif_socket = f"abstract:vppagent/{MEMIF_IFNAME},netns_name={call.netns}"
+            host = vpp_kinds.host_ifname(*call.key)
+            vpp_mac = vpp_kinds.vpp_mac(*call.key)
+            pod_mac = ""
+            if self.driver is Driver.VETH:
+                pod_mac = _linux(call, "creating the veth pair",
+                                 lambda: linux.create_veth(host, call.netns, call.ifname, self.mtu))
+                undo.append(lambda: linux.delete_host_link(host))
+            else:
+                host = call.ifname  # VPP creates the tun in the pod netns under the pod's name
+            ns, name = call.pod
+            pod = self._pods.get(call.pod)
+            a = Attachment(call.container_id, call.ifname, call.netns, ns, name,
+                           getattr(pod, "uid", "") or "", self.driver, host,
+                           tuple(_host_iface(ip) for ip in ips) + tuple(memif_ips),
+                           pod_mac, vpp_mac, self.mtu, memif_socket)
+            with self._lock:
+                self._attachments[a.key] = a
+            undo.append(lambda: self._detach_vpp(a))
+            self._wait_for_vpp(self._keys(a), (), "the pod's interface")
+            t_vpp = time.perf_counter()
+            if self.driver is Driver.TUN:
+                pod_mac = _linux(call, "reading the tun", lambda: linux.pod_link_mac(call.netns, call.ifname) or "")
+            _linux(call, "configuring the pod's interface", lambda: linux.configure_pod_side(
+                call.netns, call.ifname, [ip for ip in a.ips if not ip.startswith("memif:")],
+                vpp_mac if self.driver is Driver.VETH else "", self.mtu,
+                gateway4=vpp_kinds.GATEWAY4, gateway6=vpp_kinds.GATEWAY6))
+            self.store.put(a)
+        except BaseException as e:
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception as ue:  # keep undoing: leave as little as possible
+                    log.error("rollback step failed", extra={"container": call.container_id, "error": str(ue)})
+            if isinstance(e, CniFailure):
+                log.warning("ADD failed; rolled back", extra={"container": call.container_id,
+                                                              "pod": "/".join(call.pod), "error": str(e)})
+            raise
+        log.info("pod attached", extra={"container": call.container_id, "pod": "/".join(call.pod),
+                                        "ifname": call.ifname, "ips": ",".join(a.ips), "driver": a.driver.value,
+                                        "vpp_ms": round((t_vpp - t0) * 1000, 1),
+                                        "total_ms": round((time.perf_counter() - t0) * 1000, 1)})
+        return _result(a)
+
+    def _allocate(self, key: tuple[str, str]) -> tuple[Any, ...]:
+        try:
+            return self.ipam.allocate(*key)
+        except RangeExhausted as e:
+            raise CniFailure(ERR_EXHAUSTED, "no pod address left", str(e)) from e
+        except IpamError as e:
+            raise CniFailure(ERR_TRY_AGAIN, "cannot allocate a pod address yet", str(e)) from e
+
+    def _detach_vpp(self, a: Attachment) -> None:
+        with self._lock:
+            self._attachments.pop(a.key, None)
+        self._wait_for_vpp({}, self._keys(a), "removing the pod's interface")
+
+    # -- DEL ----------------------------------------------------------------------------------
+
+    def delete(self, call: CniCall) -> None:
+        _validate(call, need_netns=False)
+        with self._container_lock(call.container_id):
+            with self._lock:
+                a = self._attachments.get(call.key)
+            if a is not None:
+                try:
+                    self._detach_vpp(a)
+                except CniFailure as e:
+                    # Not desired any more: the reconciler removes it when VPP is back.
+                    log.warning("DEL continues without VPP confirmation",
+                                extra={"container": call.container_id, "error": e.details})
+                if a.netns and a.driver is not Driver.TUN:
+                    self._remove_pod_side(a.netns, a.ifname)
+                if a.driver is Driver.VETH:
+                    linux.delete_host_link(a.host_ifname)
+            else:
+                # A crash between steps of an ADD can leave a veth or an address without a record.
+                linux.delete_host_link(vpp_kinds.host_ifname(*call.key))
+            self.ipam.release(*call.key)
+            self.ipam.release(call.container_id, MEMIF_IFNAME)
+            self.store.delete(*call.key)
+        with self._lock:
+            if call.container_id in self._container_locks and not any(
+                    k[0] == call.container_id for k in self._attachments):
+                self._container_locks.pop(call.container_id, None)
+        log.info("pod detached" if a else "DEL of an unknown attachment: nothing to do",
+                 extra={"container": call.container_id, "ifname": call.ifname})
+
+    @staticmethod
+    def _remove_pod_side(netns: str, ifname: str) -> None:
+        try:
+            linux.remove_pod_side(netns, ifname)
+        except linux.NetnsGone:
+            pass  # the runtime removed the netns first: the pod side went with it
+
+    # -- CHECK ---------------------------------------------------------------------------------
+
+    def check(self, call: CniCall, applied: Callable[[Key], Any]) -> None:
+        """``applied(key)`` reads the reconciler's applied state (a snapshot is fine)."""
+        _validate(call, need_netns=True)
+        with self._lock:
+            a = self._attachments.get(call.key)
+        if a is None:
+            raise CniFailure(ERR_UNKNOWN_CONTAINER, f"{call.container_id}/{call.ifname} is not attached")
+        problems = [f"VPP: {k} not programmed" for k, v in self._keys(a).items()
+                    if (got := applied(k)) is None or got.value != v]
+        try:
+            problems += linux.check_pod_side(call.netns, call.ifname,
+                                             [ip for ip in a.ips if not ip.startswith("memif:")], a.mtu)
+        except linux.NetnsGone:
+            problems.append(f"netns {call.netns} is gone")
+        if call.prev_result:
+            want = {i.get("address") for i in call.prev_result.get("ips", [])}
+            have = set(a.ips)
+            if want - have:
+                problems.append(f"prevResult addresses {sorted(want - have)} are not the pod's")
+        if problems:
+            raise CniFailure(ERR_CHECK_FAILED, "the pod's network is not as ADD left it", "; ".join(problems))
+
+    # -- GC and STATUS ---------------------------------------------------------------------------
+
+    def gc(self, valid: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Detach everything not in ``valid`` (cni.dev/valid-attachments); returns what was removed."""
+        keep = set(valid)
+        with self._lock:
+            stale = [a for k, a in self._attachments.items() if k not in keep]
+        removed = []
+        for a in stale:
+            self.delete(CniCall(a.container_id, a.netns, a.ifname))
+            removed.append(a.key)
+        with self._lock:
+            live = set(self._attachments)
+        memif_keys = {(c, MEMIF_IFNAME) for c, _ in live}
+        freed = self.ipam.gc(keep | live | memif_keys)
+        if removed or freed:
+            log.info("CNI GC", extra={"detached": len(removed), "ips_freed": len(freed)})
+        return removed
+
+    def status(self) -> None:
+        if not self._ready():
+            raise CniFailure(ERR_NOT_AVAILABLE, "the agent is not ready",
+                             "waiting for its first sync with Kubernetes and VPP")
+        if not self._ranges:
+            raise CniFailure(ERR_NOT_AVAILABLE, "this node has no pod CIDR yet",
+                             f"Node {self.node_name} has no spec.podCIDRs")
+
+    # -- introspection ------------------------------------------------------------------------------
+
+    def attachments(self) -> list[Attachment]:
+        with self._lock:
+            return list(self._attachments.values())
+
+    def close(self) -> None:
+        self.ipam.close()
+
+
+# -- module helpers ---------------------------------------------------------------------------------
+
+
+def _choose_driver(driver: str) -> Driver:
+    if driver == "tun":
+        return Driver.TUN
+    if driver == "veth":
+        return Driver.VETH
+    return Driver.TUN if tap.vhost_net_available() else Driver.VETH
+
+
+def _host_iface(ip: Any) -> str:
+    addr = ipaddress.ip_address(ip)
+    return f"{addr}/{addr.max_prefixlen}"
+
+
+def _validate(call: CniCall, *, need_netns: bool) -> None:
+    if not call.container_id:
+        raise CniFailure(ERR_INVALID_ENV, "CNI_CONTAINERID is empty")
+    if not call.ifname or len(call.ifname) > 15 or set(call.ifname) - _IFNAME_OK or call.ifname in (".", ".."):
+        raise CniFailure(ERR_INVALID_ENV, "CNI_IFNAME is not a valid interface name", repr(call.ifname))
+    if call.ifname == MEMIF_IFNAME:
+        raise CniFailure(ERR_INVALID_ENV, f"CNI_IFNAME {MEMIF_IFNAME} is reserved for the memif interface")
+    if need_netns and not call.netns:
+        raise CniFailure(ERR_INVALID_ENV, "CNI_NETNS is empty")
+    if need_netns and not call.netns.startswith("/"):
+        raise CniFailure(ERR_INVALID_ENV, "CNI_NETNS must be an absolute path", call.netns)
+
+
+def _linux(call: CniCall, what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except linux.NetnsGone as e:
+        raise CniFailure(ERR_UNKNOWN_CONTAINER, "the container's network namespace is gone", str(e)) from e
+    except linux.LinuxNetError as e:
+        raise CniFailure(ERR_IO, f"failed {what}", str(e)) from e
+
+
+def _result(a: Attachment) -> dict[str, Any]:
+    interfaces: list[dict[str, Any]] = [{"name": a.ifname, "sandbox": a.netns}]
+    if a.pod_mac:
+        interfaces[0]["mac"] = a.pod_mac
+    if a.driver is Driver.VETH:
+        interfaces.insert(0, {"name": a.host_ifname})
+    idx = len(interfaces) - 1
+    ips: list[dict[str, Any]] = []
+    routes: list[dict[str, Any]] = []
+    for ip in a.ips:
+        if ip.startswith("memif:"):
+            continue
+        v4 = ipaddress.ip_interface(ip).version == 4
+        ips.append({"interface": idx, "address": ip,
+                    "gateway": vpp_kinds.GATEWAY4 if v4 else vpp_kinds.GATEWAY6})
+        routes.append({"dst": "0.0.0.0/0" if v4 else "::/0",
+                       "gw": vpp_kinds.GATEWAY4 if v4 else vpp_kinds.GATEWAY6})
+    if a.memif_socket:
+        interfaces.append({"name": MEMIF_IFNAME, "sandbox": a.netns,
+                           "socketPath": a.memif_socket.split(",")[0]})
+        for ip in a.ips:
+            if ip.startswith("memif:"):
+                ips.append({"interface": len(interfaces) - 1, "address": ip.removeprefix("memif:")})
+    return {"interfaces": interfaces, "ips": ips, "routes": routes, "dns": {}}
+
+
+__all__ = ["CniCall", "CniFailure", "PodNetwork", "parse_cni_args"]
