@@ -89,7 +89,8 @@ def running_agent(*, vpp_bin: str | None = None, pod_cidrs: tuple[str, ...] = ("
             proc = stack.enter_context(VppProcess(vpp_bin))
             socket_path = str(proc.paths.api_socket)
         else:
-            emu = Emulator(str(tmp / "api.sock"), api_dir()).start()
+            # tun pods need the tun device VPP would create: the emulator makes it.
+            emu = Emulator(str(tmp / "api.sock"), api_dir(), host_devices=pod_interface == "tun").start()
             stack.callback(emu.stop)
             socket_path = emu.socket_path
         sd = Path(state_dir) if state_dir else tmp / "state"

@@ -246,3 +246,26 @@ def test_memif_annotation_adds_a_memif_interface_with_its_own_address(pods: Pods
         assert h.delete(cid, ns, pod="dpdk-app") is None
         assert memif.dump(h.vpp) == [] and pod_routes(h.vpp) == set()
         assert all(s.filename != files[m[0].socket_id] for s in memif.sockets(h.vpp))
+
+
+def test_tun_driver_puts_vpp_tun_in_the_pod_and_removes_it(pods: Pods) -> None:
+    from vppagent.vpp import tap
+
+    with running_agent(pod_interface="tun") as h:
+        ns = pods.netns(1)
+        cid = container_id(1)
+        result, err = h.add(cid, ns)
+        assert err is None, err
+        addr = ipaddress.ip_interface(result["ips"][0]["address"])
+        taps = tap.dump(h.vpp)
+        assert len(taps) == 1 and taps[0].host_if_name == "eth0" and taps[0].host_namespace == ns
+        link = json.loads(pods.exec(ns, "ip", "-j", "-d", "link", "show", "eth0").stdout)[0]
+        assert link["linkinfo"]["info_kind"] == "tun" and link["mtu"] == 1450
+        assert str(addr.ip) in pods.exec(ns, "ip", "addr", "show", "eth0").stdout
+        assert "default via 169.254.1.1" in pods.exec(ns, "ip", "route").stdout
+        assert pod_routes(h.vpp) == {f"{addr.ip}/32"}
+        assert host_links() == set()  # no veth with tun
+        assert h.check(cid, ns, prev_result=result) is None
+        assert h.delete(cid, ns) is None
+        assert tap.dump(h.vpp) == [] and pod_routes(h.vpp) == set()
+        assert pods.exec(ns, "ip", "link", "show", "eth0").returncode != 0

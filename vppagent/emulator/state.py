@@ -64,6 +64,9 @@ class EmulatorConfig:
     host_interfaces: frozenset[str] = frozenset()
     # Seed of the "random" values (MAC addresses, IDs) VPP would pick.
     seed: int = 0
+    # Create the Linux end of taps (a real tun/tap device in the host
+    # namespace), as VPP does; off by default (needs root).
+    host_devices: bool = False
 
 
 class IndexPool:

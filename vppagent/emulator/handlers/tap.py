@@ -14,6 +14,8 @@ it an L3 interface without MAC); its link is up from creation and follows
 the admin state after. No Linux interface is created: the host side
 (namespace, addresses, bridge, MTU) is only recorded and shown by the dump;
 the host name defaults to the device name the kernel would most likely pick.
+With ``host_devices`` (tests that configure a real pod side) the Linux
+device is created too, in its namespace, with its MTU (``host_devices.py``).
 Deleting anything but a tap: INVALID_SW_IF_INDEX.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ...vpp.retvals import Retval
 from ..interfaces import RX_MODE_POLLING, HwClass, Interface
 from ..registry import HandlerTable, VppRetval
 from ..state import FamilyState, IndexPool, VppState
+from .. import host_devices
 from ._common import NO_INDEX, ZERO_MAC, mac_bytes
 
 HANDLERS = HandlerTable("tap")
@@ -67,6 +70,8 @@ class TapState(FamilyState):
         tap = self.taps.pop(iface.sw_if_index, None)
         if tap is not None:
             self.instances.put(tap.dev_instance)
+            if state.config.host_devices:
+                host_devices.delete(tap.host_if_name, netns=tap.host_namespace)
 
 
 def _pow2(n: int) -> bool:
@@ -98,6 +103,12 @@ def _create(emu, mp: Any, num_rx_queues: int) -> dict:
 
     is_tun = bool(flags & FLAG_TUN)
     dev_name = f"tun{tap_id}" if is_tun else f"tap{tap_id}"
+    if emu.config.host_devices:
+        failed = host_devices.create(mp.host_if_name if mp.host_if_name_set else dev_name, tun=is_tun,
+                                     netns=mp.host_namespace if mp.host_namespace_set else "",
+                                     mtu=mp.host_mtu_size if mp.host_mtu_set else 0)
+        if failed:
+            return {"retval": int(Retval.SYSCALL_ERROR_1), "sw_if_index": NO_INDEX}
     instance = st.instances.get()
     common = {"dev_instance": instance, "owner": "tap", "link_up": True,
               "rx_modes": [RX_MODE_POLLING] * max(num_rx_queues, 1)}

@@ -1,0 +1,73 @@
+"""Pods attached through the CNI backend talk to each other through a real VPP."""
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import pytest
+
+from tests.conftest import real_vpp_reason
+from tests.podnet.harness import Pods, container_id, host_links, running_agent
+from vppagent.cni import vpp_kinds
+from vppagent.vpp import interfaces
+
+pytestmark = [pytest.mark.real_vpp, pytest.mark.netns,
+              pytest.mark.skipif(real_vpp_reason() is not None or not os.environ.get("VPPAGENT_VPP_BIN"),
+                                 reason=real_vpp_reason() or "needs VPPAGENT_VPP_BIN (a private VPP)")]
+
+_TCP_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7777)); s.listen(1); s.settimeout(20)
+c, peer = s.accept(); data = c.recv(100); c.sendall(b"pong:" + data + b":" + peer[0].encode()); c.close()
+"""
+_TCP_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], 7777), timeout=10); c.sendall(b"ping"); print(c.recv(100).decode())
+"""
+
+
+def test_two_pods_ping_and_talk_tcp_through_vpp() -> None:
+    pods = Pods()
+    try:
+        with running_agent(vpp_bin=os.environ["VPPAGENT_VPP_BIN"]) as h:
+            a_ns, b_ns = pods.netns(1), pods.netns(2)
+            a, err = h.add(container_id(1), a_ns, pod="a")
+            assert err is None, err
+            b, err = h.add(container_id(2), b_ns, pod="b")
+            assert err is None, err
+            a_ip = str(ipaddress.ip_interface(a["ips"][0]["address"]).ip)
+            b_ip = str(ipaddress.ip_interface(b["ips"][0]["address"]).ip)
+            tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(container_id(2), "eth0")
+            sw_b = next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag)
+
+            ping = pods.exec(a_ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", b_ip)
+            assert ping.returncode == 0, ping.stdout + ping.stderr
+            assert " 0% packet loss" in ping.stdout
+
+            import subprocess
+            import sys
+            server = subprocess.Popen(["ip", "netns", "exec", os.path.basename(b_ns), sys.executable, "-c",
+                                       _TCP_SERVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                import time
+                time.sleep(0.5)
+                client = pods.exec(a_ns, sys.executable, "-c", _TCP_CLIENT, b_ip)
+                assert client.returncode == 0, client.stderr
+                # The server saw pod a's own address: routed, not NATed.
+                assert client.stdout.strip() == f"pong:ping:{a_ip}"
+            finally:
+                server.wait(timeout=20)
+            # The packets crossed VPP: pod b's VPP interface transmitted them.
+            out = h.vpp.call("cli_inband", cmd=f"show interface {_name(h.vpp, sw_b)}").reply
+            assert "tx packets" in out, out
+
+            assert h.delete(container_id(1), a_ns) is None
+            assert h.delete(container_id(2), b_ns) is None
+            assert host_links() == set()
+    finally:
+        pods.close()
+
+
+def _name(vpp, sw_if_index: int) -> str:
+    return next(i.name for i in interfaces.dump(vpp) if i.sw_if_index == sw_if_index)
