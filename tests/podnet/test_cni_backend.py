@@ -269,3 +269,22 @@ def test_tun_driver_puts_vpp_tun_in_the_pod_and_removes_it(pods: Pods) -> None:
         assert h.delete(cid, ns) is None
         assert tap.dump(h.vpp) == [] and pod_routes(h.vpp) == set()
         assert pods.exec(ns, "ip", "link", "show", "eth0").returncode != 0
+
+
+def test_start_after_a_crash_mid_add_frees_the_address_and_the_stray_veth(tmp_path) -> None:
+    from vppagent.cni.ipam import Ipam
+
+    state = tmp_path / "state"
+    cid = container_id(1)
+    # What a crash after IPAM and the veth, before the attachment record, leaves.
+    with Ipam(state / "ipam") as ipam:
+        ipam.set_ranges(["10.244.1.0/24"])
+        ipam.allocate(cid, "eth0")
+    stray = vpp_kinds.host_ifname(cid, "eth0")
+    subprocess.run(["ip", "link", "add", stray, "type", "veth", "peer", "name", "vpy" + cid[-8:]], check=True)
+    try:
+        with running_agent(state_dir=str(state)) as h:
+            assert h.agent.pod_network.ipam.allocations() == {}
+            assert stray not in host_links()
+    finally:
+        subprocess.run(["ip", "link", "del", stray], check=False, capture_output=True)

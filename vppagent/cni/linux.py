@@ -160,6 +160,13 @@ def host_link_exists(ifname: str) -> bool:
         return _lookup(ipr, ifname) is not None
 
 
+def host_links(pattern: "re.Pattern[str]") -> list[str]:
+    """Names of the links in the caller's namespace that match ``pattern`` (fully)."""
+    with IPRoute() as ipr:
+        names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+    return sorted(n for n in names if n and pattern.fullmatch(n))
+
+
 def pod_link_mac(netns_path: str, ifname: str) -> str | None:
     return in_netns(netns_path, lambda: _link_mac(ifname))
 

@@ -146,8 +146,14 @@ class PodNetwork:
         """After a crash: free addresses no record holds. Runs before the CNI server starts."""
         valid = set(self._attachments)
         freed = self.ipam.gc(valid)
-        if freed or self._attachments:
-            log.info("pod attachments recovered", extra={"attachments": len(valid), "ips_freed": len(freed)})
+        # A crash between creating a veth and recording the attachment leaves a host end.
+        ours = {a.host_ifname for a in self._attachments.values() if a.driver is Driver.VETH}
+        stray = [n for n in linux.host_links(vpp_kinds.HOST_IFNAME) if n not in ours]
+        for name in stray:
+            linux.delete_host_link(name)
+        if freed or stray or self._attachments:
+            log.info("pod attachments recovered", extra={"attachments": len(valid), "ips_freed": len(freed),
+                                                          "stray_veths_deleted": len(stray)})
 
     # -- the feature (reconciler thread) ------------------------------------------------
 

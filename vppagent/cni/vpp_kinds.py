@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,9 @@ def interface_name(container_id: str, ifname: str) -> str:
     if len(TAG_PREFIX) + len(name) > _TAG_MAX:
         raise ValueError(f"interface name {ifname!r} too long for a VPP tag")
     return name
+
+
+HOST_IFNAME = re.compile(r"vpa[0-9a-f]{12}")
 
 
 def host_ifname(container_id: str, ifname: str) -> str:
