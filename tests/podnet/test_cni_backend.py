@@ -87,6 +87,23 @@ def test_add_attaches_the_pod_and_del_removes_everything(pods: Pods) -> None:
         assert pods.exec(ns, "ip", "link", "show", "eth0").returncode != 0
 
 
+def test_netconf_mtu_is_honoured_and_a_bad_one_refused(pods: Pods) -> None:
+    from tests.podnet import harness
+
+    with running_agent() as h:
+        ns = pods.netns(1)
+        req = h.request(container_id(1), ns)
+        req.config = json.dumps({**harness.NETCONF, "mtu": 1400}).encode()
+        reply = h.stub().Add(req, timeout=30)
+        assert not reply.HasField("error"), reply.error
+        assert json.loads(pods.exec(ns, "ip", "-j", "link", "show", "eth0").stdout)[0]["mtu"] == 1400
+        assert next(iter(pod_interfaces(h.vpp).values())).mtu == 1400
+        req = h.request(container_id(2), pods.netns(2))
+        req.config = json.dumps({**harness.NETCONF, "mtu": 100}).encode()
+        reply = h.stub().Add(req, timeout=30)
+        assert reply.error.code == 7 and len(pod_interfaces(h.vpp)) == 1
+
+
 def test_add_is_idempotent_and_del_of_unknown_or_vanished_pods_succeeds(pods: Pods) -> None:
     with running_agent() as h:
         ns = pods.netns(1)

@@ -272,9 +272,19 @@ class PodNetwork:
                                  call.netns)
             return self._attach(call)
 
+    def _mtu(self, call: CniCall) -> int:
+        """The netconf's ``mtu`` if it sets one (the plugin checked its type), else the node's."""
+        mtu = call.config.get("mtu")
+        if mtu is None:
+            return self.mtu
+        if not isinstance(mtu, int) or isinstance(mtu, bool) or not 576 <= mtu <= 9216:
+            raise CniFailure(ERR_INVALID_CONFIG, "mtu must be an integer in 576..9216", repr(mtu))
+        return mtu
+
     def _attach(self, call: CniCall) -> dict[str, Any]:
         undo: list[Callable[[], None]] = []
         t0 = time.perf_counter()
+        mtu = self._mtu(call)
         try:
             ips = self._allocate(call.key)
             undo.append(lambda: self.ipam.release(*call.key))
@@ -289,7 +299,7 @@ class PodNetwork:
             pod_mac = ""
             if self.driver is Driver.VETH:
                 pod_mac = _linux(call, "creating the veth pair",
-                                 lambda: linux.create_veth(host, call.netns, call.ifname, self.mtu))
+                                 lambda: linux.create_veth(host, call.netns, call.ifname, mtu))
                 undo.append(lambda: linux.delete_host_link(host))
             else:
                 host = call.ifname  # VPP creates the tun in the pod netns under the pod's name
@@ -298,7 +308,7 @@ class PodNetwork:
             a = Attachment(call.container_id, call.ifname, call.netns, ns, name,
                            getattr(pod, "uid", "") or "", self.driver, host,
                            tuple(_host_iface(ip) for ip in ips) + tuple(memif_ips),
-                           pod_mac, vpp_mac, self.mtu, memif_socket)
+                           pod_mac, vpp_mac, mtu, memif_socket)
             with self._lock:
                 self._attachments[a.key] = a
             undo.append(lambda: self._detach_vpp(a))
@@ -308,7 +318,7 @@ class PodNetwork:
                 pod_mac = _linux(call, "reading the tun", lambda: linux.pod_link_mac(call.netns, call.ifname) or "")
             _linux(call, "configuring the pod's interface", lambda: linux.configure_pod_side(
                 call.netns, call.ifname, [ip for ip in a.ips if not ip.startswith("memif:")],
-                vpp_mac if self.driver is Driver.VETH else "", self.mtu,
+                vpp_mac if self.driver is Driver.VETH else "", mtu,
                 gateway4=vpp_kinds.GATEWAY4, gateway6=vpp_kinds.GATEWAY6))
             self.store.put(a)
         except BaseException as e:
