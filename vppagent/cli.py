@@ -1,4 +1,5 @@
-"""The ``vppagent`` command: ``demo``, ``check`` and ``run`` (the node agent).
+"""The ``vppagent`` command: ``demo``, ``check``, ``run`` (the node agent), and the operator's
+``status`` and ``show`` (``opscli``).
 
 Owns argument parsing and turning every expected failure into one clear line
 on stderr and a non-zero exit code; tracebacks are for bugs only.
@@ -50,6 +51,8 @@ def _run(args: argparse.Namespace) -> int:
     from .agent import Agent, FatalAgentError
     from .config import ConfigError, load
     from .health import Health, HealthServer
+    from .ops import metrics as ops_metrics
+    from .ops.status_server import StatusServer, StatusServerError
     from .sources import EventRecorder, KubeConfigError, load_api_client
 
     try:
@@ -72,15 +75,26 @@ def _run(args: argparse.Namespace) -> int:
               f"{e.strerror or e}", file=sys.stderr)
         return EXIT_FAILED
     recorder = EventRecorder(api, host=cfg.node_name).start()
+    status: StatusServer | None = None
+    ops: ops_metrics.OpsMetrics | None = None
     try:
         agent = Agent(cfg, api_client=api, recorder=recorder, health=health, registry=registry)
+        ops = ops_metrics.register(registry, agent, stats_socket=cfg.stats_socket)
+        status = StatusServer.for_agent(cfg.status_socket, agent).start()
         signal.signal(signal.SIGTERM, lambda *_: agent.stop(from_signal=True))
         signal.signal(signal.SIGINT, lambda *_: agent.stop(from_signal=True))
         agent.run()
+    except StatusServerError as e:
+        print(f"vppagent run: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except FatalAgentError as e:
         print(f"vppagent run: {e}", file=sys.stderr)
         return EXIT_FAILED
     finally:
+        if status is not None:
+            status.stop()
+        if ops is not None and ops.source is not None:
+            ops.source.close()
         server.stop()
         recorder.stop(timeout=1)
     return 0
@@ -105,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--config", default=None,
                    help="YAML configuration file (default: $VPPAGENT_CONFIG); environment variables win")
     r.set_defaults(func=_run)
+
+    from . import opscli
+
+    opscli.add_commands(sub)
 
     args = ap.parse_args(argv)
     logs.setup(args.log_level)

@@ -193,6 +193,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("services", True, _bool, "program ClusterIP services as cnat translations"),
     KeySpec("health_address", "0.0.0.0", _address, "address of the /healthz, /readyz and /metrics server"),
     KeySpec("health_port", 9710, _int_in(0, 65535), "port of that server (0: any free port)"),
+    KeySpec("status_socket", "/var/run/vppagent/status.sock", _nonempty,
+            "unix socket (mode 0600) the operator CLI reads the agent's state from (vppagent status|show)"),
+    KeySpec("stats_socket", "/run/vpp/stats.sock", _optional_path,
+            "VPP's stats socket, read for per-interface, error and policy metrics (empty: no VPP stats metrics)"),
     KeySpec("log_level", "info", _choice(*LOG_LEVELS), "log level; logs are JSON lines on stderr"),
     KeySpec("retry_initial_s", 0.5, _seconds(0.01, 3600), "first retry delay of a failed VPP object"),
     KeySpec("retry_max_s", 30.0, _seconds(0.01, 3600), "longest retry delay of a failed VPP object"),
@@ -234,6 +238,8 @@ class Config:
     services: bool
     health_address: str
     health_port: int
+    status_socket: str
+    stats_socket: str | None
     log_level: str
     retry_initial_s: float
     retry_max_s: float

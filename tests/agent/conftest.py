@@ -62,6 +62,11 @@ def agent_env(socket_path: str, **over: str) -> dict[str, str]:
         # objects of routes and services only.
         "VPPAGENT_PODS": "false",
         "VPPAGENT_SERVICE_SNAT": "false",
+        # Every test agent gets its own status socket (the default path is the node's, and a
+        # second agent on one path is refused), and reads no stats segment.
+        "VPPAGENT_STATUS_SOCKET": os.path.join(tempfile.gettempdir(),
+                                               f"vpa-status-{os.getpid()}-{os.urandom(4).hex()}.sock"),
+        "VPPAGENT_STATS_SOCKET": "",
     }
     env.update(over)
     return env

@@ -148,6 +148,8 @@ class VppClient:
         self.connected = False
         self.vpe_pid = 0
         self.calls: Counter[str] = Counter()
+        # Requests VPP refused (retval != 0) or did not answer in time, by message (metrics).
+        self.errors: Counter[str] = Counter()
 
     # -- connection -------------------------------------------------------
 
@@ -341,6 +343,7 @@ class VppClient:
         assert p.done is not None
         if not p.done.wait(self.timeout):
             self._pending.pop(p.context, None)
+            self.errors[p.name] += 1
             raise VppTimeoutError(p.name, self.timeout)
         if p.error is not None:
             raise p.error
@@ -348,8 +351,10 @@ class VppClient:
     def _decode_reply(self, p: _Pending, check: bool) -> Any:
         reply = self.codec.unpacker(p.service.reply)(p.reply)
         retval = getattr(reply, "retval", 0)
-        if check and retval != 0:
-            raise VppApiError(p.name, retval, _error_context(p.request_fields))
+        if retval != 0:
+            self.errors[p.name] += 1
+            if check:
+                raise VppApiError(p.name, retval, _error_context(p.request_fields))
         return reply
 
     def call(self, name: str, *, check: bool = True, **fields: Any) -> Any:
