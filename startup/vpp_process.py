@@ -73,6 +73,11 @@ def render_startup_conf(paths: VppPaths, *, main_core: int | None = None,
     )
 
 
+def _pdeathsig() -> None:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class VppProcess:
     """A VPP started from ``binary``, private to ``workdir`` (a temp dir by default)."""
@@ -80,6 +85,11 @@ class VppProcess:
     binary: str
     workdir: Path | None = None
     start_timeout: float = 30.0
+    # startup.conf text to use instead of render_startup_conf (node bring-up renders its own).
+    config: str | None = None
+    # Environment and netns are inherited; die_with_parent asks the kernel to
+    # SIGTERM VPP when the starting thread's process dies (PR_SET_PDEATHSIG).
+    die_with_parent: bool = False
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _owns_workdir: bool = field(default=False, repr=False)
 
@@ -96,13 +106,14 @@ class VppProcess:
             self._owns_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         paths = self.paths
-        paths.conf.write_text(render_startup_conf(paths))
+        paths.conf.write_text(self.config if self.config is not None else render_startup_conf(paths))
         self._proc = subprocess.Popen(
             [self.binary, "-c", str(paths.conf)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / "vpp.stderr", "wb"),
             start_new_session=True,
+            preexec_fn=_pdeathsig if self.die_with_parent else None,
         )
         self._wait_ready()
         return self
