@@ -305,3 +305,26 @@ def test_start_after_a_crash_mid_add_frees_the_address_and_the_stray_veth(tmp_pa
             assert stray not in host_links()
     finally:
         subprocess.run(["ip", "link", "del", stray], check=False, capture_output=True)
+
+
+def test_the_agents_own_netns_is_never_a_pod_and_a_reused_netns_path_is_left_alone(pods: Pods) -> None:
+    with running_agent() as h:
+        _, err = h.add(container_id(1), f"/proc/{os.getpid()}/ns/net")
+        assert err is not None and err.code == 4 and "own network namespace" in err.msg
+        assert pod_interfaces(h.vpp) == {} and h.agent.pod_network.ipam.allocations() == {}
+
+        ns = pods.netns(2)
+        cid = container_id(2)
+        assert h.add(cid, ns)[1] is None
+        # The runtime removed the pod's netns; a new namespace now has the same path
+        # (as a reused PID would with /proc/PID/ns/net), with an eth0 of its own.
+        pods.drop(ns)
+        name = os.path.basename(ns)
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        pods.exec(ns, "ip", "link", "add", "eth0", "type", "dummy")  # may be unsupported: then a veth
+        if pods.exec(ns, "ip", "link", "show", "eth0").returncode != 0:
+            pods.exec(ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+        assert pods.exec(ns, "ip", "link", "show", "eth0").returncode == 0
+        assert h.delete(cid, ns) is None
+        assert pods.exec(ns, "ip", "link", "show", "eth0").returncode == 0  # not ours: untouched
+        assert pod_interfaces(h.vpp) == {} and host_links() == set()

@@ -160,6 +160,20 @@ def host_link_exists(ifname: str) -> bool:
         return _lookup(ipr, ifname) is not None
 
 
+def netns_id(path: str) -> str:
+    """The identity of a network namespace file ("st_dev:st_ino"); "" if it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def own_netns_id() -> str:
+    """The identity of the calling thread's network namespace."""
+    return netns_id("/proc/thread-self/ns/net")
+
+
 def host_links(pattern: "re.Pattern[str]") -> list[str]:
     """Names of the links in the caller's namespace that match ``pattern`` (fully)."""
     with IPRoute() as ipr:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -267,10 +266,14 @@ class PodNetwork:
             if not self._ready():
                 raise CniFailure(ERR_TRY_AGAIN, "the agent is not ready yet",
                                  "waiting for its first sync with Kubernetes and VPP")
-            if not os.path.exists(call.netns):
+            ident = linux.netns_id(call.netns)
+            if not ident:
                 raise CniFailure(ERR_UNKNOWN_CONTAINER, "the container's network namespace does not exist",
                                  call.netns)
-            return self._attach(call)
+            if ident == linux.own_netns_id():
+                raise CniFailure(ERR_INVALID_ENV, "CNI_NETNS is the agent's own network namespace",
+                                 f"{call.netns}: refusing to configure the node's namespace as a pod")
+            return self._attach(call, ident)
 
     def _mtu(self, call: CniCall) -> int:
         """The netconf's ``mtu`` if it sets one (the plugin checked its type), else the node's."""
@@ -281,7 +284,7 @@ class PodNetwork:
             raise CniFailure(ERR_INVALID_CONFIG, "mtu must be an integer in 576..9216", repr(mtu))
         return mtu
 
-    def _attach(self, call: CniCall) -> dict[str, Any]:
+    def _attach(self, call: CniCall, netns_ident: str) -> dict[str, Any]:
         undo: list[Callable[[], None]] = []
         t0 = time.perf_counter()
         mtu = self._mtu(call)
@@ -308,7 +311,7 @@ class PodNetwork:
             a = Attachment(call.container_id, call.ifname, call.netns, ns, name,
                            getattr(pod, "uid", "") or "", self.driver, host,
                            tuple(_host_iface(ip) for ip in ips) + tuple(memif_ips),
-                           pod_mac, vpp_mac, mtu, memif_socket)
+                           pod_mac, vpp_mac, mtu, memif_socket, netns_ident)
             with self._lock:
                 self._attachments[a.key] = a
             undo.append(lambda: self._detach_vpp(a))
@@ -364,7 +367,7 @@ class PodNetwork:
                     # Not desired any more: the reconciler removes it when VPP is back.
                     log.warning("DEL continues without VPP confirmation",
                                 extra={"container": call.container_id, "error": e.details})
-                if a.netns and a.driver is not Driver.TUN:
+                if a.driver is not Driver.TUN and self._same_netns(a):
                     self._remove_pod_side(a.netns, a.ifname)
                 if a.driver is Driver.VETH:
                     linux.delete_host_link(a.host_ifname)
@@ -380,6 +383,16 @@ class PodNetwork:
                 self._container_locks.pop(call.container_id, None)
         log.info("pod detached" if a else "DEL of an unknown attachment: nothing to do",
                  extra={"container": call.container_id, "ifname": call.ifname})
+
+    @staticmethod
+    def _same_netns(a: Attachment) -> bool:
+        """Whether the recorded netns path still names the pod's namespace (never the agent's own)."""
+        if not a.netns:
+            return False
+        ident = linux.netns_id(a.netns)
+        if not ident or ident == linux.own_netns_id():
+            return False
+        return not a.netns_id or ident == a.netns_id
 
     @staticmethod
     def _remove_pod_side(netns: str, ifname: str) -> None:

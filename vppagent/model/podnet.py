@@ -30,7 +30,7 @@ class InvalidAttachment(ValueError):
 MEMIF_IP_PREFIX = "memif:"
 
 _STR_FIELDS = ("container_id", "ifname", "netns", "pod_namespace", "pod_name", "pod_uid",
-               "host_ifname", "pod_mac", "vpp_mac", "memif_socket")
+               "host_ifname", "pod_mac", "vpp_mac", "memif_socket", "netns_id")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ class Attachment:
     vpp_mac: str
     mtu: int
     memif_socket: str = ""     # memif only
+    # The netns's identity ("st_dev:st_ino") at ADD. A path like /proc/PID/ns/net
+    # may later name another process's namespace (PIDs are reused): DEL enters
+    # the path only while the identity still matches.
+    netns_id: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -65,7 +69,7 @@ class Attachment:
         if not isinstance(d, dict):
             raise InvalidAttachment(f"expected an object, got {type(d).__name__}", d)
         names = {f.name for f in fields(cls)}
-        required = names - {"memif_socket"}
+        required = names - {"memif_socket", "netns_id"}
         missing = sorted(required - d.keys())
         if missing:
             raise InvalidAttachment(f"missing fields {missing}", d)
