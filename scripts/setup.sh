@@ -8,6 +8,12 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# The policy engine's C core (vpp_plugins/kpol/core) is built, tested and
+# fuzzed by the test suite: gcc always, clang + its runtime for libFuzzer,
+# valgrind for the leak check.
+command -v gcc >/dev/null || need+=(gcc)
+command -v clang >/dev/null || need+=(clang libclang-rt-dev)
+command -v valgrind >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

@@ -131,6 +131,7 @@ class Reason(StrEnum):
     DEFAULT_DENY = "default-deny"
     NOT_ISOLATED = "not-isolated"
     REPLY = "reply"
+    TABLE_FULL = "table-full"  # the data plane's flow table was full: a new flow is dropped
 
 
 @dataclass(frozen=True)

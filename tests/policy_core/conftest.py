@@ -1,0 +1,49 @@
+"""Builds the kpol C core's test programs once per session, into a temp dir.
+
+CI needs gcc (always) and, for the libFuzzer run, clang; without clang the
+fuzz test runs the gcc-built deterministic driver instead.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CORE = REPO / "vpp_plugins" / "kpol" / "core"
+VECTORS = REPO / "vpp_plugins" / "kpol" / "vectors"
+CORE_SOURCES = ["kp_hash.c", "kp_lpm.c", "kpol_core.c", "kp_flow.c", "kp_items.c"]
+CFLAGS = ["-std=c11", "-D_DEFAULT_SOURCE", "-Wall", "-Wextra", "-Werror", "-g"]
+SANITIZE = ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+            "-fno-omit-frame-pointer"]
+
+
+def compile_c(out: Path, sources: list[str], flags: list[str], cc: str = "gcc") -> Path:
+    cmd = [cc, *CFLAGS, *flags, *(str(CORE / s) for s in sources), "-o", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed:\n{res.stderr}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is required to build the kpol core tests")
+    return tmp_path_factory.mktemp("kpol-build")
+
+
+@pytest.fixture(scope="session")
+def core_test_bin(build_dir: Path) -> Path:
+    """Unit tests + vector runner, with ASan (and its leak checker) and UBSan."""
+    return compile_c(build_dir / "test_core", [*CORE_SOURCES, "kp_vectors.c", "test_core.c"],
+                     SANITIZE)
+
+
+@pytest.fixture(scope="session")
+def vector_files() -> list[Path]:
+    files = sorted(VECTORS.glob("*.txt"))
+    assert files, f"no vector files in {VECTORS}"
+    return files

@@ -1,0 +1,23 @@
+"""The core micro-benchmark builds, runs (a short, quick variant) and writes its JSON.
+Figures are not asserted: timing is the benchmark's business, not a test's."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from .conftest import CORE_SOURCES, compile_c
+
+
+def test_bench_runs_and_writes_every_case(build_dir: Path, tmp_path: Path):
+    exe = compile_c(build_dir / "bench", [*CORE_SOURCES, "bench.c"], ["-O2"])
+    out = tmp_path / "policy_core.json"
+    res = subprocess.run([str(exe), str(out), "1"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    cases = {(r["case"], r["members"]) for r in data["results"]}
+    for n in (1000, 10000):
+        for case in ("eval_100_rules_match_last", "eval_100_rules_default_deny", "process_flow_hit",
+                     "process_reply_hit"):
+            assert (case, n) in cases
+    assert all(r["ns_per_packet"] > 0 for r in data["results"])
