@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from vppagent.config import Config
-from vppagent.connectivity.node_routes import NodeRoutes
+from vppagent.config import Config, key_dir
+from vppagent.connectivity import EncryptionSettings, NodeConnectivity
 from vppagent.health import Health
 from vppagent.model.k8s import EndpointSlice, K8sObject, Node, ObjectKey, Service
 from vppagent.reconcile import (
@@ -69,7 +69,8 @@ from vppagent.sources import (
     Synced,
     Upsert,
 )
-from vppagent.vpp import af_packet, catalog, cnat, interfaces, memif, neighbors, routes, tap
+from vppagent.vpp import (af_packet, catalog, cnat, interfaces, ipsec, memif, neighbors, routes, tap, tunnels,
+                          wireguard)
 from vppagent.vpp.api_defs import load_definitions
 from vppagent.vpp.client import Connected, Disconnected, VppClient
 from vppagent.vpp.crcs import PINNED_CRCS
@@ -82,7 +83,7 @@ _KIND_SPECS: Mapping[str, KindSpec] = {"Node": NODES, "Service": SERVICES, "Endp
 _API_VERSIONS = {"Node": "v1", "Service": "v1", "Namespace": "v1", "Pod": "v1",
                  "EndpointSlice": "discovery.k8s.io/v1", "NetworkPolicy": "networking.k8s.io/v1"}
 # The VPP message families the enabled features use (checked at connect).
-_FAMILIES = (interfaces, routes, cnat, neighbors, af_packet, tap, memif)
+_FAMILIES = (interfaces, routes, cnat, neighbors, af_packet, tap, memif, tunnels, ipsec, wireguard)
 _IDLE_BEAT_S = 1.0  # the loop wakes at least this often, to beat /healthz
 _DRAIN_MAX = 20000  # events handled before looking at the reconciler again
 
@@ -180,7 +181,7 @@ class Feature(Protocol):
     def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]: ...
 
 
-def features_for(cfg: Config, *, submit: Any = None, ready: Any = None) -> list[Feature]:
+def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry: Any = None) -> list[Feature]:
     """The features ``cfg`` enables. ``submit()`` wakes the agent loop (features with inputs of
     their own, like CNI calls, need it); ``ready()`` says whether the agent has synced."""
     out: list[Feature] = []
@@ -191,8 +192,21 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None) -> list[
                               mtu=cfg.pod_mtu, driver=cfg.pod_interface,
                               submit=submit or (lambda: None), ready=ready or (lambda: True),
                               settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s)))
-    if cfg.connectivity == "flat":
-        out.append(NodeRoutes(cfg.node_name, cfg.cluster_cidrs, table_id=cfg.pod_table_id))
+    if cfg.connectivity != "none":
+        from ipsec import Lifetime, RekeyTimers
+        from vppagent.cni.vpp_kinds import GATEWAY_NAME
+        from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
+
+        settings = EncryptionSettings(
+            key_dir(cfg), default=cfg.encryption_default, wireguard_port=cfg.wireguard_port,
+            keepalive_s=cfg.wireguard_keepalive_s,
+            timers=RekeyTimers(cfg.ipsec_rekey_switch_s, cfg.ipsec_rekey_overlap_s),
+            lifetime=Lifetime(cfg.ipsec_key_lifetime_s, cfg.ipsec_key_lifetime_bytes))
+        # Tunnels borrow the pod gateway loopback's address (IPv4 enabled for what they decapsulate).
+        unnumbered = Key(LOOPBACK_KIND, GATEWAY_NAME) if cfg.pods else None
+        out.append(NodeConnectivity(cfg.node_name, cfg.cluster_cidrs, mode=cfg.connectivity,
+                                    table_id=cfg.pod_table_id, unnumbered=unnumbered, vni=cfg.vxlan_vni,
+                                    encryption=settings, registry=registry))
     if cfg.services:
         out.append(ServiceTranslations(cfg.service_cidrs))
     return out
@@ -240,7 +254,7 @@ class Agent:
         self.health = health or Health()
         self.cluster = ClusterState()
         self.features = features if features is not None else features_for(
-            cfg, submit=lambda: self.queue.put(FeatureChanged()), ready=self._can_program)
+            cfg, submit=lambda: self.queue.put(FeatureChanged()), ready=self._can_program, registry=registry)
         self.recorder = recorder
         if vpp is None:
             defs = load_definitions(cfg.api_dir)
@@ -282,6 +296,8 @@ class Agent:
         self._resyncs = 0
         self._rng = random.Random()
         self._metrics = _Metrics(registry) if registry is not None else None
+        self._last_rotation_check = 0.0
+        self._published: dict[str, str] = {}  # annotations handed to the Node patcher last
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -365,7 +381,19 @@ class Agent:
             wake = min(wake, self._reconcile_at)
         if not self.vpp.connected and self._connect_at > now:
             wake = min(wake, self._connect_at)
+        for at in self._feature_changes():
+            wake = min(wake, at)
         return max(0.0, wake - now)
+
+    def _feature_changes(self) -> list[float]:
+        """When features whose desired state depends on time (the IPsec rekey schedule) change."""
+        out = []
+        for f in self.features:
+            next_change = getattr(f, "next_change", None)
+            at = next_change() if next_change is not None else None
+            if at is not None:
+                out.append(at)
+        return out
 
     def _drain(self, timeout: float) -> list[Any]:
         try:
@@ -430,6 +458,9 @@ class Agent:
         if self._pending_sync or not self.vpp.connected:
             return  # never act on a partial view of the cluster, nor without VPP
         now = time.monotonic()
+        if any(at <= now for at in self._feature_changes()):
+            self._dirty = True
+        self._rotate_keys(now)
         if self._dirty:
             self._recompute()
         if self.cfg.resync_interval_s and now - self._last_resync >= self.cfg.resync_interval_s \
@@ -466,6 +497,37 @@ class Agent:
                 "adopted": len(self.reconciler.applied) - result.created - result.updated,
                 "calls": result.calls})
 
+    def _rotate_keys(self, now: float) -> None:
+        """Advance this node's key epoch when its lifetime is reached, and republish."""
+        if now - self._last_rotation_check < 10.0:
+            return
+        self._last_rotation_check = now
+        for f in self.features:
+            rotate = getattr(f, "rotate_if_due", None)
+            # TODO(lead): pass the largest byte count of this node's SAs (stats segment, /net/ipsec/sa)
+            # so that the bytes lifetime triggers too; the time lifetime works without it.
+            if rotate is not None and rotate():
+                self._dirty = True  # the recompute republishes the new epoch
+
+    def _publish_annotations(self) -> None:
+        """Put what features publish (public keys, key epoch) on this Node; never secrets."""
+        wanted: dict[str, str] = {}
+        for f in self.features:
+            annotations = getattr(f, "annotations", None)
+            if annotations is not None:
+                wanted.update(annotations())
+        if not wanted or wanted == self._published:
+            return
+        patch = getattr(self.sources, "patch_node_annotations", None)
+        if patch is None:
+            log.warning("cannot publish this node's public keys: the sources have no Node patcher; "
+                        "encrypted pairs stay in clear", extra={"annotations": ",".join(sorted(wanted))})
+            return
+        # The sources patch asynchronously (merge patch of metadata.annotations, retried with backoff):
+        # the loop never waits for the API server.
+        patch(self.cfg.node_name, wanted)
+        self._published = dict(wanted)
+
     def _reconcile_later(self, why: str, *, error: bool = False) -> None:
         self._reconcile_failures += 1
         delay = min(5.0, 0.1 * 2 ** min(self._reconcile_failures - 1, 10))
@@ -483,6 +545,8 @@ class Agent:
             problems.extend(fp)
         self.reconciler.set_desired(intents)
         self._report(problems)
+        # Features may have made keys while computing (a node that just asked for encryption).
+        self._publish_annotations()
         self._dirty = False
         self._changed = True
         log.debug("desired state computed", extra={"objects": len(intents), "problems": len(problems),

@@ -188,8 +188,24 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("service_cidrs", "10.96.0.0/12", _cidrs,
             "the cluster's service CIDRs (comma-separated); cnat translations with a VIP inside belong to the agent"),
     KeySpec("pod_table_id", 0, _int_in(0, 2**32 - 2), "the VPP IP table (VRF) pod traffic is routed in"),
-    KeySpec("connectivity", "flat", _choice("flat", "none"),
-            "how pods reach other nodes: flat (a route per remote pod CIDR via the node's InternalIP), none"),
+    KeySpec("connectivity", "flat", _choice("flat", "ipip", "vxlan", "none"),
+            "how pods reach other nodes in clear: flat (a route per remote pod CIDR via the node's InternalIP), "
+            "ipip or vxlan (a tunnel per peer node), none (not at all; no encryption either)"),
+    KeySpec("key_dir", "", _str,
+            "directory of this node's private keys (ipsec.key, wireguard.key, mode 0600; empty: <state_dir>/keys)"),
+    KeySpec("encryption_default", "none", _choice("none", "ipsec", "wireguard"),
+            "this node's encryption when its Node has no vppagent.io/encryption annotation"),
+    KeySpec("wireguard_port", 51820, _int_in(1, 65535), "UDP port every node's WireGuard interface listens on"),
+    KeySpec("wireguard_keepalive_s", 25, _int_in(0, 3600), "WireGuard persistent keepalive (0: off)"),
+    KeySpec("ipsec_rekey_switch_s", 5.0, _seconds(0, 600),
+            "after a new IPsec key generation appears, send with it only this much later (must exceed the "
+            "Node watch latency between two nodes)"),
+    KeySpec("ipsec_rekey_overlap_s", 30.0, _seconds(0, 3600),
+            "how long the previous IPsec inbound SA stays valid after the switch"),
+    KeySpec("ipsec_key_lifetime_s", 3600.0, _seconds(60, 86400 * 30), "IPsec key lifetime (time)"),
+    KeySpec("ipsec_key_lifetime_bytes", 1 << 40, _int_in(1 << 20, 1 << 60),
+            "IPsec key lifetime (bytes through any one SA)"),
+    KeySpec("vxlan_vni", 7000, _int_in(1, (1 << 24) - 1), "VNI of the node-to-node VXLAN tunnels"),
     KeySpec("services", True, _bool, "program ClusterIP services as cnat translations"),
     KeySpec("health_address", "0.0.0.0", _address, "address of the /healthz, /readyz and /metrics server"),
     KeySpec("health_port", 9710, _int_in(0, 65535), "port of that server (0: any free port)"),
@@ -235,6 +251,15 @@ class Config:
     service_cidrs: tuple[IpNetwork, ...]
     pod_table_id: int
     connectivity: str
+    key_dir: str
+    encryption_default: str
+    wireguard_port: int
+    wireguard_keepalive_s: int
+    ipsec_rekey_switch_s: float
+    ipsec_rekey_overlap_s: float
+    ipsec_key_lifetime_s: float
+    ipsec_key_lifetime_bytes: int
+    vxlan_vni: int
     services: bool
     health_address: str
     health_port: int
@@ -315,8 +340,8 @@ def _check(cfg: Config) -> None:
                           f"retry_max_s {cfg.retry_max_s:g}s")
     if cfg.services and not cfg.service_cidrs:
         raise ConfigError("service_cidrs", "combined", "empty while services are enabled")
-    if cfg.connectivity == "flat" and not cfg.cluster_cidrs:
-        raise ConfigError("cluster_cidrs", "combined", "empty while connectivity is flat")
+    if cfg.connectivity != "none" and not cfg.cluster_cidrs:
+        raise ConfigError("cluster_cidrs", "combined", f"empty while connectivity is {cfg.connectivity}")
     for name in ("service_cidrs", "cluster_cidrs", "service_external_cidrs"):
         nets = getattr(cfg, name)
         for i, a in enumerate(nets):
@@ -327,6 +352,11 @@ def _check(cfg: Config) -> None:
         for c in cfg.cluster_cidrs:
             if s.version == c.version and s.overlaps(c):
                 raise ConfigError("service_cidrs", "combined", f"{s} overlaps cluster CIDR {c}")
+
+
+def key_dir(cfg: Config) -> Path:
+    """Where this node's private keys live."""
+    return Path(cfg.key_dir) if cfg.key_dir else Path(cfg.state_dir) / "keys"
 
 
 def describe() -> list[tuple[str, str, str, str]]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from kubernetes import client
 
+from .annotator import NodeAnnotator
 from .events import SourceEvent
 from .kinds import ALL_KINDS, PODS, KindSpec
 from .recorder import EventRecorder
@@ -21,8 +22,9 @@ from .source import KubeSource, SourceOptions
 class SourceGroup:
     """Several KubeSources feeding one queue."""
 
-    def __init__(self, sources: Iterable[KubeSource]):
+    def __init__(self, sources: Iterable[KubeSource], annotator: NodeAnnotator | None = None):
         self.sources: tuple[KubeSource, ...] = tuple(sources)
+        self.annotator = annotator
 
     @classmethod
     def for_node(cls, api_client: client.ApiClient, out: queue.Queue[SourceEvent], *,
@@ -41,7 +43,13 @@ class SourceGroup:
                                           recorder=recorder, options=options))
             else:
                 sources.append(KubeSource(spec, api_client, out, recorder=recorder, options=options))
-        return cls(sources)
+        return cls(sources, NodeAnnotator(api_client))
+
+    def patch_node_annotations(self, node_name: str, annotations: dict[str, str]) -> None:
+        """Publish this node's annotations, asynchronously (see ``annotator.py``)."""
+        if self.annotator is None:
+            raise RuntimeError("this source group has no API client to patch with")
+        self.annotator.publish(node_name, annotations)
 
     def start(self) -> SourceGroup:
         for s in self.sources:
@@ -52,6 +60,8 @@ class SourceGroup:
         """Stop every source (all are told first, then awaited); True if all ended."""
         for s in self.sources:
             s.stop(timeout=0)
+        if self.annotator is not None:
+            self.annotator.stop(timeout=0.5)
         deadline = time.monotonic() + timeout
         return all(s.stop(timeout=max(0.0, deadline - time.monotonic())) for s in self.sources)
 
