@@ -171,6 +171,10 @@ class Feature(Protocol):
 
     ``desired`` is called on the reconciler thread whenever the cluster state
     changed; it must be a pure function of the state (it may memoize).
+    A feature may also offer ``desired_delta(cluster, touched)`` (the keys of
+    the objects that changed since its last call) returning an object with
+    ``removed``/``added`` intents and its complete ``problems``, or None to
+    ask for the full path; the agent then updates the reconciler in place.
     """
 
     name: str
@@ -208,7 +212,7 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry
                                     table_id=cfg.pod_table_id, unnumbered=unnumbered, vni=cfg.vxlan_vni,
                                     encryption=settings, registry=registry))
     if cfg.services:
-        out.append(ServiceTranslations(cfg.service_cidrs))
+        out.append(ServiceTranslations.from_config(cfg))
     return out
 
 
@@ -284,6 +288,11 @@ class Agent:
         self._connect_failures = 0
         self._connect_at = 0.0
         self._dirty = True  # the cluster state changed since the desired state was computed
+        self._touched: set[ObjectKey] = set()  # objects changed since the desired state was computed
+        # The next recompute must be a full one: at start, and whenever something other than a
+        # Kubernetes object made the state dirty (a CNI call, a key rotation, a timer).
+        self._full_next = True
+        self._problems: dict[str, list[Problem]] = {}  # per feature, its current problems
         self._changed = True  # the desired state changed since the last pass
         self._reported: set[tuple[Any, str, str]] = set()
         self._first_sync_done = False
@@ -411,6 +420,7 @@ class Agent:
         if isinstance(event, (Upsert, Delete)):
             self.cluster.apply(event)
             self._dirty = True
+            self._touched.add(event.obj.key if isinstance(event, Upsert) else event.key)
         elif isinstance(event, Synced):
             self._pending_sync.discard(event.source)
             if not self._pending_sync:
@@ -424,7 +434,7 @@ class Agent:
         elif isinstance(event, Disconnected):
             log.warning("VPP connection lost", extra={"reason": event.reason})
         elif isinstance(event, FeatureChanged):
-            self._dirty = True
+            self._dirty = self._full_next = True
         elif isinstance(event, _Stop):
             self._stop.set()
 
@@ -459,7 +469,7 @@ class Agent:
             return  # never act on a partial view of the cluster, nor without VPP
         now = time.monotonic()
         if any(at <= now for at in self._feature_changes()):
-            self._dirty = True
+            self._dirty = self._full_next = True
         self._rotate_keys(now)
         if self._dirty:
             self._recompute()
@@ -507,7 +517,7 @@ class Agent:
             # TODO(lead): pass the largest byte count of this node's SAs (stats segment, /net/ipsec/sa)
             # so that the bytes lifetime triggers too; the time lifetime works without it.
             if rotate is not None and rotate():
-                self._dirty = True  # the recompute republishes the new epoch
+                self._dirty = self._full_next = True  # the recompute republishes the new epoch
 
     def _publish_annotations(self) -> None:
         """Put what features publish (public keys, key epoch) on this Node; never secrets."""
@@ -537,20 +547,48 @@ class Agent:
 
     def _recompute(self) -> None:
         t0 = time.perf_counter()
+        touched, self._touched = self._touched, set()
+        if not self._full_next and touched and self._recompute_delta(touched):
+            self._dirty = False
+            self._changed = True
+            log.debug("desired state updated", extra={"touched": len(touched),
+                                                      "seconds": round(time.perf_counter() - t0, 3)})
+            return
         intents: list[Intent] = []
-        problems: list[Problem] = []
+        self._problems = {}
         for f in self.features:
             fi, fp = f.desired(self.cluster)
             intents.extend(fi)
-            problems.extend(fp)
+            self._problems[f.name] = fp
         self.reconciler.set_desired(intents)
-        self._report(problems)
+        self._report(p for fp in self._problems.values() for p in fp)
         # Features may have made keys while computing (a node that just asked for encryption).
         self._publish_annotations()
         self._dirty = False
         self._changed = True
-        log.debug("desired state computed", extra={"objects": len(intents), "problems": len(problems),
+        self._full_next = False
+        log.debug("desired state computed", extra={"objects": len(intents),
+                                                   "problems": sum(map(len, self._problems.values())),
                                                    "seconds": round(time.perf_counter() - t0, 3)})
+
+    def _recompute_delta(self, touched: set[ObjectKey]) -> bool:
+        """The incremental path: only features that watch a touched kind, and only if each of
+        them can (``desired_delta``); False: the caller takes the full path."""
+        kinds = {k.kind for k in touched}
+        concerned = [f for f in self.features if kinds & set(f.watches)]
+        if not all(hasattr(f, "desired_delta") for f in concerned):
+            return False
+        deltas = []
+        for f in concerned:
+            delta = f.desired_delta(self.cluster, touched)
+            if delta is None:
+                return False  # what an earlier feature computed is recomputed by the full path
+            deltas.append((f, delta))
+        for f, delta in deltas:
+            self.reconciler.update_desired(delta.removed, delta.added)
+            self._problems[f.name] = delta.problems
+        self._report(p for fp in self._problems.values() for p in fp)
+        return True
 
     def _report(self, problems: Iterable[Problem]) -> None:
         current = {(p.origin, p.reason, p.message) for p in problems}

@@ -10,6 +10,11 @@ and the two operations on them:
   once everything it references exists ("create before reference"). Ready
   operations of one kind that the descriptor can batch go to VPP pipelined
   (``VppClient.bulk``) in chunks. When nothing differs it makes no call.
+- ``update_desired(removed, added)`` changes a few desired objects in place
+  (the incremental path): the next ``converge`` then plans only the keys
+  touched since the last pass (plus failures due for retry and objects still
+  waiting), so one changed Service costs O(its objects), not O(everything).
+  ``set_desired`` and ``resync`` make the next pass a full diff again.
 - ``resync()`` replaces the applied state by what VPP really holds of ours
   (every descriptor's ``retrieve``, in ``retrieve_after`` order). Run at
   start and after VPP restarted: the next ``converge`` then adopts what
@@ -116,6 +121,10 @@ class Reconciler:
         self.applied = AppliedState()
         self._failures: dict[Key, Failure] = {}
         self.needs_resync = True  # nothing has been read back from VPP yet
+        # Incremental planning: keys that may differ between desired and
+        # applied; meaningful only while ``_full_diff`` is False.
+        self._dirty: set[Key] = set()
+        self._full_diff = True
 
     # -- registration and desired state --------------------------------------
 
@@ -148,6 +157,32 @@ class Reconciler:
                 continue
             desired.setdefault(key, intent)
         self._desired = desired
+        self._full_diff = True
+
+    def update_desired(self, removed: Iterable[Intent] = (), added: Iterable[Intent] = ()) -> None:
+        """Change part of the desired set: drop ``removed``, then put ``added``.
+
+        An intent is only dropped while the desired set still holds exactly it
+        (same value and origin), so that a conflicting intent of another
+        origin is never dropped by mistake; an added intent whose key another
+        origin already wants differently is refused (the first stays), as in
+        ``set_desired``.
+        """
+        for intent in removed:
+            key = self.key_of(intent)
+            if self._desired.get(key) == intent:
+                del self._desired[key]
+                self._dirty.add(key)
+        for intent in added:
+            key = self.key_of(intent)
+            prev = self._desired.get(key)
+            if prev is not None and prev.origin != intent.origin and prev.value != intent.value:
+                log.warning("conflicting desired values for %s; keeping the first", key,
+                            extra={"key": str(key), "origin": str(intent.origin),
+                                   "kept_origin": str(prev.origin)})
+                continue
+            self._desired[key] = intent
+            self._dirty.add(key)
 
     @property
     def desired(self) -> Mapping[Key, Intent]:
@@ -201,6 +236,7 @@ class Reconciler:
             found[kind] = n
         fresh.share_reads(False)
         self.applied = fresh
+        self._full_diff = True
         # VPP's state may have changed under every failure: try them all again.
         self._failures.clear()
         self.needs_resync = False
@@ -238,13 +274,21 @@ class Reconciler:
             self.resync()
         now = self._clock()
         tally = _Tally()
-        removes, changes, waiting = self._plan(now)
+        if self._full_diff:
+            scope = None
+        else:
+            scope = self._dirty | {k for k, f in self._failures.items() if f.retry_at <= now}
+        removes, changes, waiting, candidates = self._plan(now, scope)
         try:
             self._apply_removes(removes, tally)
             waiting += self._apply_changes(changes, tally)
         except _UNAVAILABLE as exc:
             self.needs_resync = True
             raise VppUnavailable(exc) from exc
+        # What still differs (failed, backing off, waiting for a dependency)
+        # stays in scope for the next incremental pass.
+        self._dirty = {k for k in candidates if self._differs(k)}
+        self._full_diff = False
         result = PassResult(tally.created, tally.updated, tally.deleted, tally.failed, waiting,
                             _calls(self.vpp) - calls0, time.perf_counter() - t0)
         if result.changed or result.failed:
@@ -263,16 +307,32 @@ class Reconciler:
             return True  # a new value: try it at once
         return now >= f.retry_at
 
-    def _plan(self, now: float) -> tuple[dict[Key, _Op], dict[Key, _Op], int]:
+    def _differs(self, key: Key) -> bool:
+        intent = self._desired.get(key)
+        a = self.applied.get(key)
+        if intent is None or a is None:
+            return (intent is None) != (a is None)
+        return a.value != intent.value
+
+    def _plan(self, now: float, scope: set[Key] | None = None
+              ) -> tuple[dict[Key, _Op], dict[Key, _Op], int, set[Key]]:
+        """The operations of this pass over every key (``scope`` None) or only ``scope``;
+        also every key planned (whether due now or not)."""
         # A failure of an object that is neither wanted nor held any more is moot.
         for key in [k for k in self._failures if k not in self._desired and k not in self.applied]:
             del self._failures[key]
         removes: dict[Key, _Op] = {}
         changes: dict[Key, _Op] = {}
-        for key, a in self.applied.objects.items():
+        if scope is None:
+            held: Iterable[tuple[Key, Applied]] = self.applied.objects.items()
+            wanted: Iterable[tuple[Key, Intent]] = self._desired.items()
+        else:
+            held = [(k, a) for k in scope if (a := self.applied.get(k)) is not None]
+            wanted = [(k, i) for k in scope if (i := self._desired.get(k)) is not None]
+        for key, a in held:
             if key not in self._desired:
                 removes[key] = _Op("delete", key, a, None)
-        for key, intent in self._desired.items():
+        for key, intent in wanted:
             a = self.applied.get(key)
             if a is None:
                 changes[key] = _Op("create", key, None, intent)
@@ -285,40 +345,31 @@ class Reconciler:
         # Whatever references an object that goes must go first, and come back
         # after it if it is still wanted (its reference would dangle otherwise).
         if removes:
-            dependents = self._dependents()
             stack = list(removes)
             while stack:
-                for j in dependents.get(stack.pop(), ()):
+                for j in self.applied.dependents_of(stack.pop()):
                     if j not in removes:
                         removes[j] = _Op("delete", j, self.applied.objects[j], None)
                         if j in self._desired:
                             changes[j] = _Op("create", j, None, self._desired[j])
                         stack.append(j)
+        candidates = set(removes) | set(changes)
         waiting = 0
         for key in [k for k, op in removes.items() if not self._due(k, None, now)]:
             del removes[key]
         for key in [k for k, op in changes.items() if not self._due(k, op.new.value, now)]:
             del changes[key]
             waiting += 1
-        return removes, changes, waiting
-
-    def _dependents(self) -> dict[Key, list[Key]]:
-        out: dict[Key, list[Key]] = defaultdict(list)
-        for key, a in self.applied.objects.items():
-            for dep in a.deps:
-                out[dep].append(key)
-        return out
+        return removes, changes, waiting, candidates
 
     def _apply_removes(self, removes: dict[Key, _Op], tally: _Tally) -> None:
         if not removes:
             return
-        dependents = self._dependents()
         remaining = dict(removes)
         while remaining:
             # Ready: nothing still applied references it (its dependents are
             # gone, or are not being removed in this pass because they failed).
-            ready = [op for k, op in remaining.items()
-                     if not any(j in self.applied for j in dependents.get(k, ()))]
+            ready = [op for k, op in remaining.items() if not self.applied.dependents_of(k)]
             if not ready:
                 break  # the rest waits for a dependent whose delete failed
             for op in ready:

@@ -91,6 +91,9 @@ class AppliedState:
 
     objects: dict[Key, Applied] = field(default_factory=dict)
     _by_handle: dict[tuple[str, Hashable], Key] = field(default_factory=dict)
+    # dep -> the applied keys that reference it: lets a pass find what must go
+    # before an object without scanning every applied object.
+    _dependents: dict[Key, set[Key]] = field(default_factory=dict)
     _reads: dict[Hashable, Any] | None = None
 
     def __contains__(self, key: object) -> bool:
@@ -112,6 +115,8 @@ class AppliedState:
         self.objects[key] = applied
         if _hashable(applied.handle):
             self._by_handle[(key.kind, applied.handle)] = key
+        for dep in applied.deps:
+            self._dependents.setdefault(dep, set()).add(key)
 
     def remove(self, key: Key) -> None:
         old = self.objects.pop(key, None)
@@ -121,10 +126,21 @@ class AppliedState:
     def clear(self) -> None:
         self.objects.clear()
         self._by_handle.clear()
+        self._dependents.clear()
+
+    def dependents_of(self, key: Key) -> frozenset[Key]:
+        """The applied objects that reference ``key``."""
+        return frozenset(self._dependents.get(key, ()))
 
     def _unindex(self, key: Key, old: Applied) -> None:
         if _hashable(old.handle) and self._by_handle.get((key.kind, old.handle)) == key:
             del self._by_handle[(key.kind, old.handle)]
+        for dep in old.deps:
+            users = self._dependents.get(dep)
+            if users is not None:
+                users.discard(key)
+                if not users:
+                    del self._dependents[dep]
 
     # -- Resolver -----------------------------------------------------------
 

@@ -1,19 +1,22 @@
 """Services: Kubernetes Services and their EndpointSlices as VPP load balancing (cnat).
 
-Owns: turning Services into desired cnat objects, one module per service
-feature. ``translations`` covers ClusterIPs (the first kind; NodePort,
-LoadBalancer, externalIPs, affinity and traffic policies come later).
+Owns, one module per concern:
+
+- ``translations``: the ``cnat-translation`` reconciler kind (value, descriptor, ownership);
+- ``expansion``: Service + EndpointSlices -> translations (types, ports, endpoint
+  selection, traffic policies, affinity, the ``vppagent.io/lb`` annotation);
+- ``snat``: the ``cnat-snat`` kind (SNAT addresses, k8s policy, exclusions) and
+  what cnat needs on an interface (``attach_interface``);
+- ``feature``: ``ServiceTranslations``, the agent feature (full and incremental paths).
+
 Must not touch: VPP directly (only through its descriptors, run by the
 reconciler), the Kubernetes API, routes.
 """
-from .translations import (
-    KIND as TRANSLATION_KIND,
-    Backend,
-    ServiceTranslation,
-    ServiceTranslations,
-    TranslationDescriptor,
-    expand,
-)
+from .expansion import LB_ANNOTATION, Scope, expand as expand_service, flow_hash_of
+from .feature import Delta, ServiceTranslations
+from .snat import KIND as SNAT_KIND, InterfaceRole, SnatConfig, SnatDescriptor, attach_interface, detach_interface
+from .translations import KIND as TRANSLATION_KIND, Backend, ServiceTranslation, TranslationDescriptor, expand
 
-__all__ = ["Backend", "ServiceTranslation", "ServiceTranslations", "TRANSLATION_KIND",
-           "TranslationDescriptor", "expand"]
+__all__ = ["Backend", "Delta", "InterfaceRole", "LB_ANNOTATION", "SNAT_KIND", "Scope", "ServiceTranslation",
+           "ServiceTranslations", "SnatConfig", "SnatDescriptor", "TRANSLATION_KIND", "TranslationDescriptor",
+           "attach_interface", "detach_interface", "expand", "expand_service", "flow_hash_of"]

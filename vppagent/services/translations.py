@@ -1,55 +1,47 @@
-"""ClusterIP services as cnat translations: expansion and the translation kind.
+"""The cnat translation kind: one VIP:port/protocol and its backends, as the reconciler sees it.
 
-Owns:
-
-- ``expand``: one Service plus its EndpointSlices -> one ``ServiceTranslation``
-  per (cluster IP, protocol, port), with the *ready* endpoints of the slices
-  of that IP's family as backends, at the slice's port for the service
-  port's name. TCP, UDP and SCTP; IPv4 and IPv6 (dual-stack services get
-  one translation per family). Headless and ExternalName services get none.
-- ``TranslationDescriptor``: the reconciler kind ``cnat-translation``.
-- ``ServiceTranslations``: the feature (which kinds it watches, its
-  descriptor, the desired translations of the whole cluster, memoized per
-  Service so that one changed Service costs one expansion).
+Owns ``ServiceTranslation`` (the value), ``Backend`` and
+``TranslationDescriptor`` (the reconciler kind ``cnat-translation``).
+Which translations exist is decided elsewhere (``expansion``, ``feature``).
 
 Ownership scheme: cnat translations have no tag. VPP keys them by
-(VIP, protocol, port), and so does the agent; the agent owns every
-translation whose VIP is an address inside the configured service CIDRs
-(``service_cidrs``) and whose protocol is TCP, UDP or SCTP. Retrieve reads
-those back (the id VPP gave each one is its handle), adopts the ones that
-match, deletes the others; translations with a VIP outside the service
-CIDRs, or on an interface, are never touched. A Service whose cluster IP
-lies outside the service CIDRs is not programmed (it could not be owned):
-it is reported as a Problem instead.
+(VIP, protocol, port), and so does the agent. The agent owns a translation
+when ``owns(vip, port)`` says so: a VIP inside the service CIDRs or the
+external (LoadBalancer / external IP) CIDRs, or one of this node's
+addresses with a port in the NodePort range; protocol TCP, UDP or SCTP,
+never an interface VIP. Retrieve reads those back (VPP's id is the
+handle), adopts what matches, and the next pass deletes the rest.
 
-Must not touch: SNAT, the cnat feature arc on interfaces, sessions,
-NodePort/LoadBalancer/externalIPs, session affinity, traffic policies:
-those come with the deeper service features. A service port without ready
-endpoints has no translation (VPP 26.06 crashes on a path-less one), so its
-VIP falls through to routing; rejecting such connections (kube-proxy's
-REJECT) comes with the deeper features.
+What the 26.06 dump leaves out shapes the value: ``is_real_ip`` and the
+flow hash are not reported, and VPP keeps the flow hash and the
+load-balancing type of the *first* add. So a change of either is a
+delete + create (``can_update``), and retrieve takes the VIP's kind
+(``is_real_ip`` for node addresses) from the ownership scheme and the flow
+hash from what the agent currently wants for that key (``expected``):
+VPP cannot say otherwise, so a flow hash changed while the agent was away
+is only corrected when the Service changes again.
+
+Must not touch: SNAT, the cnat feature arc, sessions, Kubernetes objects.
 """
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from vppagent.model.k8s import AddressType, EndpointSlice, ObjectKey, Protocol as L4Protocol, Service, ServiceType
-from vppagent.reconcile import Found, Intent, Key, Problem, Request, Resolver, default_is_retriable
+from vppagent.reconcile import Found, Key, Request, Resolver, default_is_retriable
 from vppagent.vpp import cnat
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 KIND = "cnat-translation"
+OWNED_PROTOS = frozenset((cnat.Proto.TCP, cnat.Proto.UDP, cnat.Proto.SCTP))
 
-_PROTO = {L4Protocol.TCP: cnat.Proto.TCP, L4Protocol.UDP: cnat.Proto.UDP, L4Protocol.SCTP: cnat.Proto.SCTP}
-_OWNED_PROTOS = frozenset(_PROTO.values())
+TranslationKey = tuple[IpAddress, int, int]  # (vip, proto, port)
 
 
 @dataclass(frozen=True, order=True)
@@ -73,11 +65,22 @@ class ServiceTranslation:
     # Set by retrieve when VPP holds paths the agent never programs (a source
     # endpoint, an interface backend): never equal to a desired value.
     foreign_paths: bool = False
+    # True for a VIP that is a real address of this node (NodePorts): VPP
+    # then interposes on the address instead of taking it over.
+    is_real_ip: bool = False
+    flow_hash: int = 0  # ip_flow_hash_config bits; 0: VPP's default
 
     def __post_init__(self) -> None:
-        ordered = tuple(sorted(set(self.backends), key=Backend.sort_key))
-        if ordered != self.backends:
-            object.__setattr__(self, "backends", ordered)
+        # Sorted and unique by (family, address, port), without hashing
+        # ipaddress objects (slow): this runs once per translation at scale.
+        keys = [(b.address.version, int(b.address), b.port) for b in self.backends]
+        if any(x >= y for x, y in zip(keys, keys[1:])):
+            unique = dict(zip(keys, self.backends))
+            object.__setattr__(self, "backends", tuple(unique[k] for k in sorted(unique)))
+
+    @property
+    def key(self) -> TranslationKey:
+        return (self.vip, int(self.proto), self.port)
 
     def request_fields(self) -> dict[str, Any]:
         """``translation_fields(self.spec())``, built directly: the hot path of bulk programming
@@ -88,9 +91,9 @@ class ServiceTranslation:
         src = _NO_SOURCE[af]
         return {"translation": {
             "vip": {"addr": self.vip, "sw_if_index": cnat.NO_INTERFACE, "if_af": af, "port": self.port},
-            "id": 0, "ip_proto": int(self.proto), "is_real_ip": False,
+            "id": 0, "ip_proto": int(self.proto), "is_real_ip": self.is_real_ip,
             "flags": int(cnat.TranslationFlags.ALLOC_PORT), "lb_type": int(self.lb_type),
-            "n_paths": len(self.backends), "flow_hash_config": 0,
+            "n_paths": len(self.backends), "flow_hash_config": self.flow_hash,
             "paths": [{"dst_ep": {"addr": b.address, "sw_if_index": cnat.NO_INTERFACE, "if_af": af, "port": b.port},
                        "src_ep": src, "flags": 0} for b in self.backends],
         }}
@@ -101,6 +104,8 @@ class ServiceTranslation:
             proto=self.proto,
             paths=tuple(cnat.Path(cnat.Endpoint.of(b.address, b.port)) for b in self.backends),
             lb_type=self.lb_type,
+            is_real_ip=self.is_real_ip,
+            flow_hash_config=self.flow_hash,
         )
 
 
@@ -109,60 +114,27 @@ _NO_SOURCE = tuple({"addr": zero, "sw_if_index": cnat.NO_INTERFACE, "if_af": af,
                    for af, zero in ((0, ipaddress.IPv4Address(0)), (1, ipaddress.IPv6Address(0))))
 
 
-# -- expansion ------------------------------------------------------------------
-
-
-def _family(ip: IpAddress) -> AddressType:
-    return AddressType.IPV4 if ip.version == 4 else AddressType.IPV6
-
-
-def expand(svc: Service, slices: Iterable[EndpointSlice], owns: Callable[[IpAddress], bool],
-           cidrs_text: str = "") -> tuple[list[ServiceTranslation], list[Problem]]:
-    """The translations of one Service (see the module docstring), and what could not be programmed."""
-    if svc.type is ServiceType.EXTERNAL_NAME or svc.headless or not svc.cluster_ips:
-        return [], []
-    slices = tuple(slices)
-    out: list[ServiceTranslation] = []
-    problems: list[Problem] = []
-    for ip in svc.cluster_ips:
-        if not owns(ip):
-            problems.append(Problem(svc.key, "ClusterIPOutsideServiceCIDRs",
-                                    f"cluster IP {ip} is outside the service CIDRs ({cidrs_text}) "
-                                    "this agent owns; not programmed"))
-            continue
-        family = [s for s in slices if s.address_type is _family(ip)]
-        for sp in svc.ports:
-            backends: set[Backend] = set()
-            for s in family:
-                port = next((p.port for p in s.ports
-                             if p.name == sp.name and p.protocol is sp.protocol and p.port is not None), None)
-                if port is None:
-                    continue
-                for ep in s.endpoints:
-                    # kube-proxy semantics: ready endpoints, first address.
-                    if ep.ready and ep.addresses:
-                        backends.add(Backend(ep.addresses[0], port))
-            if backends:
-                # VPP 26.06 cannot hold a translation without a path (it crashes):
-                # a port without ready endpoints has no translation.
-                out.append(ServiceTranslation(ip, _PROTO[sp.protocol], sp.port, tuple(backends)))
-    return out, problems
-
-
-# -- the reconciler kind ---------------------------------------------------------------
-
-
 class TranslationDescriptor:
-    """cnat translations of ClusterIPs; batchable (update is an upsert returning the id)."""
+    """cnat translations of Services; batchable (update is an upsert returning the id).
+
+    ``owns(vip, port)``: is a translation on this VIP:port the agent's.
+    ``is_node_address(vip)``: is the VIP a real address of this node.
+    ``expected(key)``: the value the agent wants for a key, if any (for what
+    the dump does not report).
+    """
 
     kind = KIND
     retrieve_after: tuple[str, ...] = ()
 
-    def __init__(self, owns: Callable[[IpAddress], bool]):
+    def __init__(self, owns: Callable[[IpAddress, int], bool],
+                 is_node_address: Callable[[IpAddress], bool] = lambda ip: False,
+                 expected: Callable[[TranslationKey], ServiceTranslation | None] = lambda key: None):
         self._owns = owns
+        self._is_node_address = is_node_address
+        self._expected = expected
 
     def key(self, value: ServiceTranslation) -> Hashable:
-        return (value.vip, int(value.proto), value.port)
+        return value.key
 
     def dependencies(self, value: ServiceTranslation) -> Iterable[Key]:
         return ()
@@ -171,8 +143,10 @@ class TranslationDescriptor:
         return cnat.update_translation(vpp, value.spec())
 
     def can_update(self, old: ServiceTranslation, new: ServiceTranslation) -> bool:
-        # VPP keeps the load-balancing type of the first add: a new one needs a new translation.
-        return old.lb_type == new.lb_type
+        # VPP keeps the load-balancing type and flow hash of the first add,
+        # and the VIP's FIB entry kind: changing them needs a new translation.
+        return (old.lb_type == new.lb_type and old.flow_hash == new.flow_hash
+                and old.is_real_ip == new.is_real_ip)
 
     def update(self, vpp: VppClient, old: ServiceTranslation, handle: Any, new: ServiceTranslation,
                resolver: Resolver) -> int:
@@ -208,9 +182,9 @@ class TranslationDescriptor:
     def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[ServiceTranslation]]:
         out: list[Found[ServiceTranslation]] = []
         for t in cnat.dump_translations(vpp):
-            if t.vip.sw_if_index != cnat.NO_INTERFACE or t.proto not in _OWNED_PROTOS:
+            if t.vip.sw_if_index != cnat.NO_INTERFACE or t.proto not in OWNED_PROTOS:
                 continue
-            if not self._owns(t.vip.address):
+            if not self._owns(t.vip.address, t.vip.port):
                 continue
             backends = []
             foreign = False
@@ -221,60 +195,34 @@ class TranslationDescriptor:
                                                  or src.sw_if_index != cnat.NO_INTERFACE))):
                     foreign = True
                 backends.append(Backend(p.dst.address, p.dst.port))
-            out.append(Found(ServiceTranslation(t.vip.address, cnat.Proto(t.proto), t.vip.port,
-                                                tuple(backends), cnat.LbType(int(t.lb_type)), foreign),
-                             handle=t.id))
+            key = (t.vip.address, int(t.proto), t.vip.port)
+            want = self._expected(key)
+            out.append(Found(ServiceTranslation(
+                t.vip.address, cnat.Proto(t.proto), t.vip.port, tuple(backends), cnat.LbType(int(t.lb_type)),
+                foreign, is_real_ip=self._is_node_address(t.vip.address),
+                flow_hash=want.flow_hash if want is not None else 0), handle=t.id))
         return out
 
     def is_retriable(self, error: Exception) -> bool:
         return default_is_retriable(error)
 
 
-# -- the feature --------------------------------------------------------------------------
+def expand(svc: Any, slices: Iterable[Any], owns: Callable[[IpAddress], bool],
+           cidrs_text: str = "") -> tuple[list[ServiceTranslation], list[Any]]:
+    """Cluster IPs only, with a caller's ownership test: the first version's signature, kept for
+    its callers. New code uses ``expansion.expand`` with a ``Scope``."""
+    from .expansion import Scope, expand as expand_service
+
+    owned = tuple(ipaddress.ip_network(ip) for ip in svc.cluster_ips
+                  if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) and owns(ip))
+    values, problems = expand_service(svc, slices, Scope(owned))
+    return values, problems
 
 
-class ServicesView(Protocol):
-    """What the feature reads of the cluster (the agent's cluster state provides it)."""
-
-    @property
-    def services(self) -> Mapping[ObjectKey, Service]: ...
-
-    def slices_of(self, service: ObjectKey) -> Sequence[EndpointSlice]: ...
-
-
-class ServiceTranslations:
-    """Feature: every ClusterIP Service of the cluster as cnat translations."""
-
-    name = "services"
-    watches = ("Service", "EndpointSlice")
-
-    def __init__(self, service_cidrs: Sequence[IpNetwork]):
-        self.service_cidrs = tuple(service_cidrs)
-        self._cidrs_text = ", ".join(map(str, self.service_cidrs)) or "none"
-        self._descriptor = TranslationDescriptor(self.owns)
-        # Service key -> (service, its slices, its intents, its problems)
-        self._memo: dict[ObjectKey, tuple[Service, tuple[EndpointSlice, ...], list[Intent], list[Problem]]] = {}
-
-    def owns(self, vip: IpAddress) -> bool:
-        return any(vip.version == c.version and vip in c for c in self.service_cidrs)
-
-    def descriptors(self) -> list[TranslationDescriptor]:
-        return [self._descriptor]
-
-    def desired(self, cluster: ServicesView) -> tuple[list[Intent], list[Problem]]:
-        intents: list[Intent] = []
-        problems: list[Problem] = []
-        memo: dict[ObjectKey, tuple[Service, tuple[EndpointSlice, ...], list[Intent], list[Problem]]] = {}
-        for key, svc in cluster.services.items():
-            slices = tuple(cluster.slices_of(key))
-            hit = self._memo.get(key)
-            if hit is not None and hit[0] == svc and hit[1] == slices:
-                entry = hit
-            else:
-                values, probs = expand(svc, slices, self.owns, self._cidrs_text)
-                entry = (svc, slices, [Intent(KIND, v, key) for v in values], probs)
-            memo[key] = entry
-            intents.extend(entry[2])
-            problems.extend(entry[3])
-        self._memo = memo
-        return intents, problems
+def __getattr__(name: str) -> Any:
+    # The feature lives in feature.py (which imports this module): re-exported
+    # lazily for the callers of the first version.
+    if name == "ServiceTranslations":
+        from .feature import ServiceTranslations
+        return ServiceTranslations
+    raise AttributeError(name)

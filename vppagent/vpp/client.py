@@ -302,7 +302,7 @@ class VppClient:
             try:
                 self.connect()
                 return
-            except VppError as e:
+            except (VppError, OSError) as e:  # a reset mid-handshake: try again
                 log.info("VPP not back yet", extra={"socket": self.socket_path, "error": str(e)})
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, max_delay)

@@ -1,0 +1,259 @@
+"""Services through a real VPP 26.06: traffic from pods and from outside the node, checked on both ends.
+
+One private VPP (startup/vpp_process.py) and one topology for the module,
+built with real namespaces and veth pairs attached to VPP with af_packet
+(this machine has no /dev/vhost-net, so no taps):
+
+- two pods on this node: ``client`` 10.99.1.2 and ``backend`` 10.99.1.3
+  (unnumbered to a loopback, static neighbour, /32 route, as the CNI does);
+- an ``outside`` namespace on the uplink: 192.0.2.2/24 (VPP: 192.0.2.1/24,
+  the node's address, so NodePorts live there), which also plays a pod of
+  another node, 10.99.2.5 (VPP routes 10.99.2.0/24 to it);
+- a TCP server in each backend answers one line: its name and the peer
+  address it saw, so the client IP is checked on the backend side.
+
+Services go through the real feature and reconciler (``ServiceTranslations``
+with SNAT); the interfaces get cnat through ``snat.attach_interface``.
+Everything is removed in teardown, on failure too.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import pytest
+
+from startup.vpp_process import VppProcess
+from tests.conftest import api_dir, real_vpp_reason
+from tests.services.conftest import Driver
+from tests.services.helpers import Protocol, ServiceType, ep, eps, port, svc, upsert
+from vppagent.cni import linux
+from vppagent.model.k8s import Node, TrafficPolicy
+from vppagent.services import InterfaceRole, attach_interface
+from vppagent.vpp import cnat
+from vppagent.vpp import af_packet, catalog, interfaces, neighbors, routes
+from vppagent.vpp.api_defs import load_definitions
+from vppagent.vpp.client import VppClient
+
+pytestmark = [pytest.mark.real_vpp, pytest.mark.netns]
+
+ME = "node-1"
+NODE_IP = ipaddress.ip_interface("192.0.2.1/24")
+OUTSIDE_IP = ipaddress.ip_interface("192.0.2.2/24")
+REMOTE_POD = "10.99.2.5"
+GATEWAY = ipaddress.ip_interface("10.99.255.1/32")
+
+SERVER = r"""
+import socket, sys
+name, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((addr, port)); s.listen(16)
+print("listening", flush=True)
+while True:
+    c, peer = s.accept()
+    c.sendall(f"{name} {peer[0]}\n".encode()); c.close()
+"""
+
+CLIENT = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+print(s.makefile().readline().strip())
+"""
+
+
+@dataclass
+class Topology:
+    vpp: VppClient
+    driver: Driver
+    ns: dict[str, str]
+    sw_if_index: dict[str, int]
+    cli_socket: str = ""
+
+    def cli(self, command: str) -> str:
+        """VPP's CLI output (for failure messages)."""
+        r = subprocess.run(["vppctl", "-s", self.cli_socket, *command.split()], capture_output=True, text=True,
+                           timeout=10)
+        return r.stdout
+
+    def connect(self, from_ns: str, ip: str, port_: int) -> str:
+        """One TCP connection from namespace ``from_ns``; the server's line, or the error."""
+        r = subprocess.run(["ip", "netns", "exec", self.ns[from_ns], sys.executable, "-c", CLIENT, ip, str(port_)],
+                           capture_output=True, text=True, timeout=20)
+        return r.stdout.strip() if r.returncode == 0 else f"error: {r.stderr.strip().splitlines()[-1:]}"
+
+    def connect_retrying(self, from_ns: str, ip: str, port_: int, want_prefix: str) -> str:
+        # The first packets may wait for ARP on the uplink: allow a few tries.
+        got = ""
+        for _ in range(5):
+            got = self.connect(from_ns, ip, port_)
+            if got.startswith(want_prefix):
+                return got
+            time.sleep(0.3)
+        return got
+
+
+def _no_tx_checksum_offload(ns: str) -> None:
+    """Turn off checksum offload on ``ns``'s eth0: a veth leaves TCP/UDP checksums partial, and
+    af_packet hands them to VPP as they are, so the receiver would drop every segment
+    (TcpInCsumErrors). The CNI's veth driver needs the same (see the services README)."""
+    from pyroute2.ethtool import Ethtool
+
+    def off() -> None:
+        e = Ethtool()
+        try:
+            feats = e.get_features("eth0")
+            for name in ("tx-checksum-ip-generic", "tx-checksum-sctp"):
+                if name in feats.features:
+                    feats.features[name].enable = False
+            e.set_features("eth0", feats)
+        finally:
+            e.close()
+
+    linux.in_netns(linux.resolve_netns(ns), off)
+
+
+def _pod(vpp: VppClient, stack: ExitStack, name: str, ns: str, host_if: str, ip: str, loopback: int) -> int:
+    linux.create_netns(ns)
+    stack.callback(linux.delete_netns, ns)
+    linux.create_veth(host_if, ns)
+    stack.callback(linux.delete_link, host_if)
+    sw = af_packet.create(vpp, host_if)
+    stack.callback(af_packet.delete, vpp, host_if)
+    interfaces.set_unnumbered(vpp, sw, borrow_from=loopback)
+    interfaces.set_admin_up(vpp, sw)
+    mac = linux.configure_pod_side(linux.PodSide(ns, "eth0", (ipaddress.ip_interface(f"{ip}/32"),),
+                                                 interfaces.get(vpp, sw).mac))
+    _no_tx_checksum_offload(ns)
+    neighbors.add(vpp, neighbors.Neighbor(sw, ipaddress.ip_address(ip), mac))
+    routes.add(vpp, routes.Route.of(ipaddress.ip_network(f"{ip}/32"),
+                                    routes.Path(sw_if_index=sw, next_hop=ipaddress.ip_address(ip))))
+    return sw
+
+
+def _server(stack: ExitStack, ns: str, name: str, addr: str, port_: int) -> None:
+    p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SERVER, name, addr, str(port_)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def stop() -> None:
+        p.kill()
+        p.wait(timeout=5)
+
+    stack.callback(stop)
+    assert p.stdout is not None and "listening" in p.stdout.readline(), p.stderr.read() if p.stderr else ""
+
+
+@pytest.fixture(scope="module")
+def topo():
+    reason = real_vpp_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    if not os.environ.get("VPPAGENT_VPP_BIN"):
+        pytest.skip("needs VPPAGENT_VPP_BIN: the test starts a private VPP")
+    sfx = secrets.token_hex(3)
+    with ExitStack() as stack:
+        proc = stack.enter_context(VppProcess(os.environ["VPPAGENT_VPP_BIN"]))
+        # Only the families this test uses are checked (not every family the agent pins).
+        defs = load_definitions(api_dir())
+        required = catalog.required_messages(defs, catalog.requests([af_packet, interfaces, routes, neighbors, cnat]))
+        vpp = stack.enter_context(VppClient(str(proc.paths.api_socket), definitions=defs, required=required).connect())
+        loopback = interfaces.create_loopback(vpp)
+        interfaces.add_address(vpp, loopback, GATEWAY)
+        interfaces.set_admin_up(vpp, loopback)
+        ns = {r: f"vpa-svc-{r[0]}-{sfx}" for r in ("client", "backend", "outside")}
+        sw = {
+            "client": _pod(vpp, stack, "client", ns["client"], f"vsc{sfx}", "10.99.1.2", loopback),
+            "backend": _pod(vpp, stack, "backend", ns["backend"], f"vsb{sfx}", "10.99.1.3", loopback),
+        }
+        # The uplink and the world behind it.
+        linux.create_netns(ns["outside"])
+        stack.callback(linux.delete_netns, ns["outside"])
+        linux.create_veth(f"vsx{sfx}", ns["outside"])
+        stack.callback(linux.delete_link, f"vsx{sfx}")
+        for cmd in (["link", "set", "lo", "up"], ["link", "set", "eth0", "up"],
+                    ["addr", "add", str(OUTSIDE_IP), "dev", "eth0"], ["addr", "add", f"{REMOTE_POD}/32", "dev", "lo"]):
+            subprocess.run(["ip", "-n", ns["outside"], *cmd], check=True)
+        _no_tx_checksum_offload(ns["outside"])
+        up = af_packet.create(vpp, f"vsx{sfx}")
+        stack.callback(af_packet.delete, vpp, f"vsx{sfx}")
+        interfaces.add_address(vpp, up, NODE_IP)
+        interfaces.set_admin_up(vpp, up)
+        sw["uplink"] = up
+        routes.add(vpp, routes.Route.of(ipaddress.ip_network("10.99.2.0/24"),
+                                        routes.Path(sw_if_index=up, next_hop=OUTSIDE_IP.ip)))
+
+        _server(stack, ns["backend"], "backend", "10.99.1.3", 8080)
+        _server(stack, ns["client"], "client", "10.99.1.2", 8080)
+        _server(stack, ns["outside"], "remote", REMOTE_POD, 8080)
+
+        driver = Driver(vpp, snat=True)
+        upsert(driver.cluster, Node(ME, internal_ips=(NODE_IP.ip,)))
+        driver.full()  # the SNAT entry first: the interface maps hang off it
+        for role, name in ((InterfaceRole.POD, "client"), (InterfaceRole.POD, "backend"),
+                           (InterfaceRole.UPLINK, "uplink")):
+            attach_interface(vpp, sw[name], role)
+        yield Topology(vpp, driver, ns, sw, str(proc.paths.cli_socket))
+        # ExitStack: servers, interfaces, links and namespaces go, VPP stops.
+
+
+def program(t: Topology, service, *slices) -> None:
+    keys = [upsert(t.driver.cluster, service)] + [upsert(t.driver.cluster, s) for s in slices]
+    res = t.driver.changed(*keys)
+    assert res.failed == 0, t.driver.reconciler.failures
+
+
+def test_a_pod_reaches_a_cluster_ip_and_gets_the_backends_answer(topo: Topology) -> None:
+    program(topo, svc("web", ips=("10.96.0.10",)), eps("web-a", "web", [ep("10.99.1.3")]))
+    got = topo.connect_retrying("client", "10.96.0.10", 80, "backend")
+    assert got == "backend 10.99.1.2"  # pod to pod: no SNAT, the backend sees the client pod
+
+
+def test_a_node_port_answers_from_the_node(topo: Topology) -> None:
+    program(topo, svc("np", ips=("10.96.0.11",), type=ServiceType.NODE_PORT,
+                      ports=[port("http", Protocol.TCP, 80, node_port=30080)]),
+            eps("np-a", "np", [ep("10.99.1.3")]))
+    got = topo.connect_retrying("outside", str(NODE_IP.ip), 30080, "backend")
+    assert got.startswith("backend ")
+
+
+def test_external_traffic_policy_local_preserves_the_client_ip(topo: Topology) -> None:
+    program(topo, svc("local", ips=("10.96.0.12",), type=ServiceType.NODE_PORT,
+                      ports=[port("http", Protocol.TCP, 80, node_port=30081)],
+                      external_traffic_policy=TrafficPolicy.LOCAL),
+            eps("local-a", "local", [ep("10.99.1.3"), ep(REMOTE_POD, node="node-2")]))
+    got = topo.connect_retrying("outside", str(NODE_IP.ip), 30081, "backend")
+    assert got == f"backend {OUTSIDE_IP.ip}"  # seen on the backend: the client's own address
+    # Only the local endpoint serves (each connection has a new source port, so a new hash).
+    assert {topo.connect("outside", str(NODE_IP.ip), 30081) for _ in range(6)} == {f"backend {OUTSIDE_IP.ip}"}
+
+
+def test_a_node_port_to_a_remote_backend_is_source_natted(topo: Topology) -> None:
+    program(topo, svc("far", ips=("10.96.0.13",), type=ServiceType.NODE_PORT,
+                      ports=[port("http", Protocol.TCP, 80, node_port=30082)]),
+            eps("far-a", "far", [ep(REMOTE_POD, node="node-2")]))
+    got = topo.connect_retrying("outside", str(NODE_IP.ip), 30082, "remote")
+    assert got == f"remote {NODE_IP.ip}"  # the remote backend answers the node, which un-NATs
+
+
+def test_hairpin_a_pod_reaches_itself_through_its_service(topo: Topology) -> None:
+    program(topo, svc("self", ips=("10.96.0.14",)), eps("self-a", "self", [ep("10.99.1.2")]))
+    got = topo.connect_retrying("client", "10.96.0.14", 80, "client")
+    # The k8s SNAT policy's src == dst rule: the pod sees the node's address, not its own.
+    assert got == f"client {NODE_IP.ip}"
+
+
+def test_without_cnat_on_the_ingress_interface_a_vip_is_not_translated(topo: Topology) -> None:
+    program(topo, svc("probe", ips=("10.96.0.15",), type=ServiceType.NODE_PORT,
+                      ports=[port("http", Protocol.TCP, 80, node_port=30083)]),
+            eps("probe-a", "probe", [ep("10.99.1.3")]))
+    assert topo.connect_retrying("outside", str(NODE_IP.ip), 30083, "backend").startswith("backend")
+    cnat.enable_feature(topo.vpp, topo.sw_if_index["uplink"], False)
+    try:
+        assert not topo.connect("outside", str(NODE_IP.ip), 30083).startswith("backend")
+    finally:
+        cnat.enable_feature(topo.vpp, topo.sw_if_index["uplink"], True)
+    assert topo.connect_retrying("outside", str(NODE_IP.ip), 30083, "backend").startswith("backend")
