@@ -195,7 +195,8 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry
         out.append(PodNetwork(node_name=cfg.node_name, state_dir=Path(cfg.state_dir), table_id=cfg.pod_table_id,
                               mtu=cfg.pod_mtu, driver=cfg.pod_interface,
                               submit=submit or (lambda: None), ready=ready or (lambda: True),
-                              settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s)))
+                              settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s),
+                              services=cfg.services, snat=cfg.service_snat))
     if cfg.connectivity != "none":
         from ipsec import Lifetime, RekeyTimers
         from vppagent.cni.vpp_kinds import GATEWAY_NAME

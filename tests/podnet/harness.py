@@ -95,9 +95,9 @@ def running_agent(*, vpp_bin: str | None = None, pod_cidrs: tuple[str, ...] = ("
             socket_path = emu.socket_path
         sd = Path(state_dir) if state_dir else tmp / "state"
         cni_socket = str(tmp / "cni" / "cni.sock")
-        cfg = load(agent_env(socket_path, VPPAGENT_PODS="true", VPPAGENT_SERVICES="false",
-                             VPPAGENT_STATE_DIR=str(sd), VPPAGENT_CNI_SOCKET=cni_socket,
-                             VPPAGENT_POD_INTERFACE=pod_interface, **env))
+        settings = {"VPPAGENT_PODS": "true", "VPPAGENT_SERVICES": "false", "VPPAGENT_STATE_DIR": str(sd),
+                    "VPPAGENT_CNI_SOCKET": cni_socket, "VPPAGENT_POD_INTERFACE": pod_interface, **env}
+        cfg = load(agent_env(socket_path, **settings))
         agent = Agent(cfg, api_client=api_client_for_host(fake.url), source_options=FAST)
         vpp = VppClient(socket_path, api_dir()).connect()
         stack.callback(vpp.close)

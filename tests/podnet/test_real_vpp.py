@@ -71,3 +71,45 @@ def test_two_pods_ping_and_talk_tcp_through_vpp() -> None:
 
 def _name(vpp, sw_if_index: int) -> str:
     return next(i.name for i in interfaces.dump(vpp) if i.sw_if_index == sw_if_index)
+
+
+def test_a_pod_reaches_a_cluster_ip_backed_by_another_pod() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.agent.conftest import wait_for
+    from tests.fakekube import objects as k
+    from vppagent.vpp import cnat
+
+    pods = Pods()
+    try:
+        with running_agent(vpp_bin=os.environ["VPPAGENT_VPP_BIN"], VPPAGENT_SERVICES="true") as h:
+            a_ns, b_ns = pods.netns(1), pods.netns(2)
+            a, err = h.add(container_id(1), a_ns, pod="client")
+            assert err is None, err
+            b, err = h.add(container_id(2), b_ns, pod="server")
+            assert err is None, err
+            a_ip = str(ipaddress.ip_interface(a["ips"][0]["address"]).ip)
+            b_ip = str(ipaddress.ip_interface(b["ips"][0]["address"]).ip)
+            h.fake.add(k.service("web", cluster_ip="10.96.0.50", ports=[
+                {"name": "http", "protocol": "TCP", "port": 80, "targetPort": 7777}]))
+            eps = k.endpointslice("web-a", service="web", addresses=[b_ip], port=7777)
+            h.fake.add(eps)
+            wait_for(lambda: any(str(t.vip.address) == "10.96.0.50" for t in cnat.dump_translations(h.vpp)),
+                     10, "the ClusterIP translation")
+            server = subprocess.Popen(["ip", "netns", "exec", os.path.basename(b_ns), sys.executable, "-c",
+                                       _TCP_SERVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(0.5)
+                client = pods.exec(a_ns, sys.executable, "-c", _TCP_CLIENT.replace("7777", "80"), "10.96.0.50")
+                assert client.returncode == 0, client.stderr
+                # Pod-to-service inside the cluster keeps the client's address.
+                assert client.stdout.strip() == f"pong:ping:{a_ip}"
+            finally:
+                server.kill()
+                server.wait(timeout=10)
+            assert h.delete(container_id(1), a_ns) is None
+            assert h.delete(container_id(2), b_ns) is None
+    finally:
+        pods.close()

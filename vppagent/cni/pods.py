@@ -119,12 +119,15 @@ class PodNetwork:
 
     def __init__(self, *, node_name: str, state_dir: Path, table_id: int = 0, mtu: int = 1450,
                  driver: str = "auto", submit: Callable[[], None] = lambda: None,
-                 ready: Callable[[], bool] = lambda: True, settle_timeout_s: float = 20.0):
+                 ready: Callable[[], bool] = lambda: True, settle_timeout_s: float = 20.0,
+                 services: bool = False, snat: bool = False):
         self.node_name = node_name
         self.table_id = table_id
         self.mtu = mtu
         self.driver = _choose_driver(driver)
         self.settle_timeout_s = settle_timeout_s
+        self.services = services  # pod interfaces get the cnat feature (and SNAT maps with snat)
+        self.snat = services and snat
         self._submit = submit
         self._ready = ready
         state_dir = Path(state_dir)
@@ -191,11 +194,13 @@ class PodNetwork:
             if a.driver is Driver.VETH else ()
         main = vpp_kinds.PodInterface(
             vpp_kinds.interface_name(a.container_id, a.ifname), a.driver, a.host_ifname,
-            a.vpp_mac if a.driver is Driver.VETH else "", a.mtu, self.table_id, gateway, neigh, a.netns)
+            a.vpp_mac if a.driver is Driver.VETH else "", a.mtu, self.table_id, gateway, neigh, a.netns,
+            cnat=self.services, snat=self.snat)
         out = [(main, vpp_kinds.pod_routes(main, main_ips))]
         if a.memif_socket:
             m = vpp_kinds.PodInterface(vpp_kinds.interface_name(a.container_id, MEMIF_IFNAME), Driver.MEMIF,
-                                       a.memif_socket, "", a.mtu, self.table_id, gateway)
+                                       a.memif_socket, "", a.mtu, self.table_id, gateway,
+                                       cnat=self.services, snat=self.snat)
             memif_ips = [ip.removeprefix("memif:") for ip in a.ips if ip.startswith("memif:")]
             out.append((m, vpp_kinds.pod_routes(m, memif_ips)))
         return out

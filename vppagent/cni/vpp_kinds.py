@@ -37,6 +37,7 @@ from vppagent.model.podnet import Driver
 from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
 from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND, Loopback
 from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
+from vppagent.services import snat
 from vppagent.vpp import af_packet, interfaces, memif, neighbors, tap
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -101,6 +102,10 @@ class PodInterface:
     # tun only: the pod netns VPP creates the tun in. VPP does not report it,
     # so it takes no part in equality (a restarted agent adopts the tun).
     netns: str = field(default="", compare=False)
+    # Services: the cnat feature on the interface (VIPs are translated only on
+    # interfaces that have it) and its SNAT maps. Not read back: VPP has no dump of them.
+    cnat: bool = field(default=False, compare=False)
+    snat: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         ordered = tuple(sorted((str(ipaddress.ip_address(ip)), mac.lower()) for ip, mac in self.neighbors))
@@ -125,7 +130,10 @@ class PodInterfaceDescriptor:
         return value.name
 
     def dependencies(self, value: PodInterface) -> Iterable[Key]:
-        return [value.gateway] if value.gateway is not None else []
+        deps = [value.gateway] if value.gateway is not None else []
+        if value.snat:
+            deps.append(Key(snat.KIND, "default"))  # the SNAT maps need the SNAT entry
+        return deps
 
     # -- create / delete --------------------------------------------------------
 
@@ -140,6 +148,8 @@ class PodInterfaceDescriptor:
             if value.gateway is not None:
                 interfaces.set_unnumbered(vpp, sw_if_index, borrow_from=resolver.handle(value.gateway))
             interfaces.enable_ip6(vpp, sw_if_index)
+            if value.cnat:
+                snat.attach_interface(vpp, sw_if_index, snat.InterfaceRole.POD, snat=value.snat)
             for ip, mac in value.neighbors:
                 neighbors.add(vpp, neighbors.Neighbor(sw_if_index, ipaddress.ip_address(ip), mac))
             self._interrupt_mode(vpp, sw_if_index)
@@ -185,6 +195,13 @@ class PodInterfaceDescriptor:
         raise NotImplementedError("pod interfaces are re-created, never updated")
 
     def delete(self, vpp: VppClient, value: PodInterface, handle: Any, resolver: Resolver) -> None:
+        if value.cnat:
+            # cnat keeps its per-interface maps by index: clear them, or a later
+            # interface reusing the index would inherit them.
+            try:
+                snat.detach_interface(vpp, handle, snat.InterfaceRole.POD, snat=value.snat)
+            except VppApiError as e:
+                log.debug("cnat detach failed", extra={"sw_if_index": handle, "error": str(e)})
         self._delete_device(vpp, value, handle)
 
     @staticmethod
