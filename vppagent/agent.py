@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from vppagent.config import Config, key_dir
+from vppagent.config import Config, safe_pod_mtu, key_dir
 from vppagent.connectivity import EncryptionSettings, NodeConnectivity
 from vppagent.health import Health
 from vppagent.model.k8s import EndpointSlice, K8sObject, Node, ObjectKey, Service
@@ -193,7 +193,7 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry
         from vppagent.cni.pods import PodNetwork  # grpc and netlink only where pods are served
 
         out.append(PodNetwork(node_name=cfg.node_name, state_dir=Path(cfg.state_dir), table_id=cfg.pod_table_id,
-                              mtu=cfg.pod_mtu, driver=cfg.pod_interface,
+                              mtu=cfg.pod_mtu or safe_pod_mtu(cfg), driver=cfg.pod_interface,
                               submit=submit or (lambda: None), ready=ready or (lambda: True),
                               settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s),
                               services=cfg.services, snat=cfg.service_snat))

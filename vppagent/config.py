@@ -228,7 +228,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("pod_interface", "auto", _choice("auto", "tun", "veth"),
             "pod interface driver: tun (VPP tap in tun mode, needs /dev/vhost-net), veth (veth + af_packet), "
             "auto (tun where /dev/vhost-net exists, else veth)"),
-    KeySpec("pod_mtu", 1450, _int_in(576, 9216), "MTU of pod interfaces, on both the pod and the VPP side"),
+    KeySpec("uplink_mtu", 1500, _int_in(576, 9216), "MTU of the node's uplink (the underlay of node-to-node traffic)"),
+    KeySpec("pod_mtu", 0, _int_in(0, 9216),
+            "MTU of pod interfaces, on both the pod and the VPP side (0: the largest that never fragments "
+            "in the connectivity mode and either encryption, from uplink_mtu)"),
     KeySpec("service_external_cidrs", "", _cidrs,
             "CIDRs of LoadBalancer and external IPs; cnat translations with a VIP inside belong to the agent"),
     KeySpec("node_port_range", "30000-32767", _port_range, "the cluster's NodePort range"),
@@ -275,6 +278,7 @@ class Config:
     cni_socket: str
     state_dir: str
     pod_interface: str
+    uplink_mtu: int
     pod_mtu: int
     service_external_cidrs: tuple[IpNetwork, ...]
     node_port_range: tuple[int, int]
@@ -333,8 +337,24 @@ def load(env: Mapping[str, str] | None = None, config_file: str | None = None) -
     return cfg
 
 
+def safe_pod_mtu(cfg: Config) -> int:
+    """The largest pod MTU that never fragments: the clear mode and both encryptions, since a
+    node's encryption changes at run time while pod interfaces keep their MTU."""
+    from vppagent.connectivity import mtu
+
+    modes = ["ipsec", "wireguard"] + ([cfg.connectivity] if cfg.connectivity in mtu.MODES else [])
+    return mtu.pod_mtu(cfg.uplink_mtu, modes)
+
+
 def _check(cfg: Config) -> None:
     """Constraints between keys."""
+    if cfg.pod_mtu:
+        if cfg.pod_mtu < 576:
+            raise ConfigError("pod_mtu", "combined", f"{cfg.pod_mtu} is below 576 (0 means automatic)")
+        if cfg.pod_mtu > safe_pod_mtu(cfg):
+            raise ConfigError("pod_mtu", "combined", f"{cfg.pod_mtu} would fragment: with uplink_mtu "
+                              f"{cfg.uplink_mtu} and connectivity {cfg.connectivity} (plus IPsec or WireGuard "
+                              f"when a node turns them on) pods can have at most {safe_pod_mtu(cfg)}")
     if cfg.retry_initial_s > cfg.retry_max_s:
         raise ConfigError("retry_initial_s", "combined", f"{cfg.retry_initial_s:g}s exceeds "
                           f"retry_max_s {cfg.retry_max_s:g}s")

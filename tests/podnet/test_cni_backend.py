@@ -63,12 +63,12 @@ def test_add_attaches_the_pod_and_del_removes_everything(pods: Pods) -> None:
         route = pods.exec(ns, "ip", "route", "show", "default").stdout
         assert "via 169.254.1.1" in route
         mtu = json.loads(shown.stdout)[0]["mtu"]
-        assert mtu == 1450
+        assert mtu == 1440  # automatic: fits IPsec and WireGuard on a 1500 uplink
 
         # The VPP side: a tagged af_packet interface, unnumbered, a host route, a neighbour.
         tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
         ifs = pod_interfaces(h.vpp)
-        assert tag in ifs and ifs[tag].admin_up and ifs[tag].mtu == 1450
+        assert tag in ifs and ifs[tag].admin_up and ifs[tag].mtu == 1440
         sw = ifs[tag].sw_if_index
         host = vpp_kinds.host_ifname(cid, "eth0")
         assert (sw, host) in {(a.sw_if_index, a.host_if_name) for a in af_packet.dump(h.vpp)}
@@ -277,7 +277,7 @@ def test_tun_driver_puts_vpp_tun_in_the_pod_and_removes_it(pods: Pods) -> None:
         taps = tap.dump(h.vpp)
         assert len(taps) == 1 and taps[0].host_if_name == "eth0" and taps[0].host_namespace == ns
         link = json.loads(pods.exec(ns, "ip", "-j", "-d", "link", "show", "eth0").stdout)[0]
-        assert link["linkinfo"]["info_kind"] == "tun" and link["mtu"] == 1450
+        assert link["linkinfo"]["info_kind"] == "tun" and link["mtu"] == 1440
         assert str(addr.ip) in pods.exec(ns, "ip", "addr", "show", "eth0").stdout
         assert "default via 169.254.1.1" in pods.exec(ns, "ip", "route").stdout
         assert pod_routes(h.vpp) == {f"{addr.ip}/32"}
