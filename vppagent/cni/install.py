@@ -14,10 +14,10 @@ import logging
 import os
 import shlex
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import atomic
 from .plugin import DEFAULT_AGENT_SOCKET, DEFAULT_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
@@ -78,39 +78,16 @@ def _validate(opts: InstallOptions) -> None:
                            "starting with an alphanumeric")
 
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    # The rename itself is durable only once the directory is synced.
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def install(opts: InstallOptions) -> Installed:
     _validate(opts)
     launcher = opts.bin_dir / PLUGIN_TYPE
     conf = opts.conf_dir / CONFLIST_NAME
     try:
         # The binary first: a runtime that sees the conflist must find the plugin.
-        write_atomic(launcher, launcher_text(opts.python).encode(), 0o755)
-        write_atomic(conf, (json.dumps(conflist(opts), indent=2) + "\n").encode(), 0o644)
+        for path in (launcher, conf):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(launcher, launcher_text(opts.python).encode(), 0o755)
+        atomic.write_bytes(conf, (json.dumps(conflist(opts), indent=2) + "\n").encode(), 0o644)
     except OSError as e:
         raise InstallError(f"cannot write {e.filename}: {e.strerror}") from e
     log.info("installed CNI plugin", extra={"launcher": str(launcher), "conflist": str(conf)})
