@@ -56,6 +56,8 @@ from vppagent.reconcile import (
 from vppagent.services.translations import ServiceTranslations
 from vppagent.sources import (
     ENDPOINT_SLICES,
+    NAMESPACES,
+    NETWORK_POLICIES,
     NODES,
     PODS,
     SERVICES,
@@ -69,8 +71,8 @@ from vppagent.sources import (
     Synced,
     Upsert,
 )
-from vppagent.vpp import (af_packet, catalog, cnat, interfaces, ipsec, memif, neighbors, routes, tap, tunnels,
-                          wireguard)
+from vppagent.vpp import (acl, af_packet, catalog, cnat, interfaces, ipsec, memif, neighbors, routes, tap,
+                          tunnels, wireguard)
 from vppagent.vpp.api_defs import load_definitions
 from vppagent.vpp.client import Connected, Disconnected, VppClient
 from vppagent.vpp.crcs import PINNED_CRCS
@@ -79,11 +81,13 @@ from vppagent.vpp.errors import ApiDefinitionsError, IncompatibleVppError, VppEr
 log = logging.getLogger(__name__)
 
 _KIND_SPECS: Mapping[str, KindSpec] = {"Node": NODES, "Service": SERVICES, "EndpointSlice": ENDPOINT_SLICES,
-                                       "Pod": PODS}
+                                       "Pod": PODS, "Namespace": NAMESPACES, "NetworkPolicy": NETWORK_POLICIES}
 _API_VERSIONS = {"Node": "v1", "Service": "v1", "Namespace": "v1", "Pod": "v1",
                  "EndpointSlice": "discovery.k8s.io/v1", "NetworkPolicy": "networking.k8s.io/v1"}
 # The VPP message families the enabled features use (checked at connect).
-_FAMILIES = (interfaces, routes, cnat, neighbors, af_packet, tap, memif, tunnels, ipsec, wireguard)
+# kpol (our plugin) is deliberately not here: stock VPP lacks it, and the
+# policies feature then falls back to the ACL plugin (kpol.available()).
+_FAMILIES = (interfaces, routes, cnat, neighbors, af_packet, tap, memif, tunnels, ipsec, wireguard, acl)
 _IDLE_BEAT_S = 1.0  # the loop wakes at least this often, to beat /healthz
 _DRAIN_MAX = 20000  # events handled before looking at the reconciler again
 
@@ -214,6 +218,11 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry
                                     encryption=settings, registry=registry))
     if cfg.services:
         out.append(ServiceTranslations.from_config(cfg))
+    if cfg.policies:
+        from vppagent.policy.feature import PolicyFeature
+
+        pods = next((f for f in out if f.name == "pods"), None)
+        out.append(PolicyFeature(cfg.node_name, pods))
     return out
 
 
@@ -269,6 +278,10 @@ class Agent:
                             definitions=defs, required=required_messages(defs))
         self.vpp = vpp
         self.vpp.subscribe(self.queue.put)
+        for f in self.features:
+            bind = getattr(f, "bind_vpp", None)  # features whose desired state depends on VPP's plugins
+            if bind is not None:
+                bind(self.vpp)
         self.reconciler = Reconciler(self.vpp, retry=RetryPolicy(cfg.retry_initial_s, cfg.retry_max_s),
                                      chunk=cfg.bulk_chunk, on_failure=self._on_object_failed)
         for f in self.features:
@@ -427,6 +440,7 @@ class Agent:
             if not self._pending_sync:
                 log.info("all sources listed", extra={"seconds": round(time.monotonic() - self._started, 3)})
         elif isinstance(event, Connected):
+            self._dirty = self._full_next = True  # a (re)started VPP may offer other plugins (kpol or not)
             if event.reconnect:
                 log.warning("VPP is back (it may have restarted); reading it back",
                             extra={"vpe_pid": event.vpe_pid})

@@ -207,6 +207,8 @@ KEYS: tuple[KeySpec, ...] = (
             "IPsec key lifetime (bytes through any one SA)"),
     KeySpec("vxlan_vni", 7000, _int_in(1, (1 << 24) - 1), "VNI of the node-to-node VXLAN tunnels"),
     KeySpec("services", True, _bool, "program ClusterIP services as cnat translations"),
+    KeySpec("policies", True, _bool,
+            "enforce Kubernetes NetworkPolicy on this node's pods (kpol plugin; the ACL plugin on a VPP without it)"),
     KeySpec("health_address", "0.0.0.0", _address, "address of the /healthz, /readyz and /metrics server"),
     KeySpec("health_port", 9710, _int_in(0, 65535), "port of that server (0: any free port)"),
     KeySpec("status_socket", "/var/run/vppagent/status.sock", _nonempty,
@@ -264,6 +266,7 @@ class Config:
     ipsec_key_lifetime_bytes: int
     vxlan_vni: int
     services: bool
+    policies: bool
     health_address: str
     health_port: int
     status_socket: str

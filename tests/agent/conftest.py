@@ -61,6 +61,7 @@ def agent_env(socket_path: str, **over: str) -> dict[str, str]:
         # Pod networking has its own tier (tests/podnet): these tests count the
         # objects of routes and services only.
         "VPPAGENT_PODS": "false",
+        "VPPAGENT_POLICIES": "false",
         "VPPAGENT_SERVICE_SNAT": "false",
         # Every test agent gets its own status socket (the default path is the node's, and a
         # second agent on one path is refused), and reads no stats segment.

@@ -3,6 +3,11 @@
 Owns: finding the definition directory (configured, else VPP's installed
 ``/usr/share/vpp/api``), parsing it with vpp_papi's own serializer, and the
 lookup tables the client needs (message by name, service of a request).
+Also owns the definitions of our own VPP plugins (``plugin_api/``, generated
+by VPP's vppapigen from ``vpp_plugins/*/*.api``): they are loaded in addition
+to the directory's, unless the directory already holds a file of that name
+(an installed plugin's own definitions win). Whether the running VPP offers
+those messages is asked per message (``VppClient.has_message``).
 Must not: talk to VPP. Checking the definitions against a running VPP is
 ``compat``'s job.
 """
@@ -21,6 +26,7 @@ from .errors import ApiDefinitionsError
 log = logging.getLogger(__name__)
 
 INSTALLED_API_DIR = Path("/usr/share/vpp/api")
+PLUGIN_API_DIR = Path(__file__).with_name("plugin_api")
 
 
 @dataclass(frozen=True)
@@ -91,11 +97,18 @@ def _services(raw: dict[str, dict]) -> dict[str, Service]:
     return out
 
 
-def load_definitions(api_dir: str | os.PathLike | None = None) -> ApiDefinitions:
+def plugin_api_files(present: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+    """Our plugins' definition files whose names are not in ``present``."""
+    return [f for f in sorted(PLUGIN_API_DIR.glob("*.api.json")) if f.name not in present]
+
+
+def load_definitions(api_dir: str | os.PathLike | None = None, *, plugins: bool = True) -> ApiDefinitions:
     directory = resolve_api_dir(api_dir)
     files = sorted(directory.rglob("*.api.json"))
     if not files:
         raise ApiDefinitionsError(f"no *.api.json files in {directory}")
+    if plugins:
+        files += plugin_api_files({f.name for f in files})
     try:
         _, messages, services = VPPApiJSONFiles.load_api(apifiles=[str(f) for f in files])
     except (OSError, ValueError, KeyError, TypeError) as e:

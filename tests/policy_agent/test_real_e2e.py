@@ -1,0 +1,200 @@
+"""NetworkPolicy enforced on pods attached through the CNI backend, with a real VPP and real TCP.
+
+Three pods in their own netns on this node: ``srv`` (namespace default,
+app=srv), ``c1`` (namespace web, team=web) and ``c2`` (namespace other). A
+policy lets TCP 7777 into srv from team=web namespaces only. c1 connects and
+gets the reply; c2 times out and the plugin's counters say default deny;
+then namespace other gets team=web and c2 connects, with no policy message
+sent by the agent (set membership only). Run with the kpol plugin
+(VPPAGENT_KPOL_PLUGIN_DIR) and on stock VPP (the ACL fallback).
+
+Until the agent wiring (/tmp/policyagent.patch) is applied, the test adds the
+feature and the Namespace/NetworkPolicy sources itself.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.agent.conftest import FAST, NODE, agent_env, wait_for
+from tests.conftest import api_dir, real_vpp_reason
+from tests.fakekube import FakeKube
+from tests.fakekube import objects as k
+from tests.podnet.harness import AgentHandle, Pods, container_id, host_links
+from vppagent import agent as agent_mod
+from vppagent.agent import Agent, features_for
+from vppagent.config import load
+from vppagent.policy.feature import PolicyFeature
+from vppagent.sources import NAMESPACES, NETWORK_POLICIES, api_client_for_host
+from vppagent.vpp import acl, kpol
+from vppagent.vpp.client import VppClient
+
+from .conftest import VPP_PLUGIN_DIRS
+
+pytestmark = [pytest.mark.real_vpp, pytest.mark.netns,
+              pytest.mark.skipif(real_vpp_reason() is not None or not os.environ.get("VPPAGENT_VPP_BIN"),
+                                 reason=real_vpp_reason() or "needs VPPAGENT_VPP_BIN (a private VPP)")]
+
+PORT = 7777
+_SERVER = f"""
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", {PORT})); s.listen(8); s.settimeout(60)
+while True:
+    c, peer = s.accept(); data = c.recv(100)
+    if data == b"quit":
+        break
+    c.sendall(b"pong:" + peer[0].encode()); c.close()
+"""
+_CLIENT = f"""
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], {PORT}), timeout=float(sys.argv[2]))
+    c.sendall(sys.argv[3].encode()); print(c.recv(100).decode())
+except socket.timeout:
+    print("timeout"); sys.exit(3)
+"""
+
+
+@contextmanager
+def _policy_agent(with_kpol: bool, monkeypatch: Any) -> Iterator[tuple[AgentHandle, PolicyFeature]]:
+    from startup.vpp_process import VppPaths, VppProcess, render_startup_conf
+
+    if not hasattr(agent_mod, "NAMESPACES"):  # the wiring patch is not applied yet
+        monkeypatch.setitem(agent_mod._KIND_SPECS, "Namespace", NAMESPACES)
+        monkeypatch.setitem(agent_mod._KIND_SPECS, "NetworkPolicy", NETWORK_POLICIES)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vpa-pole2e-")))
+        fake = stack.enter_context(FakeKube(bookmark_interval=0.2))
+        fake.add(k.node(NODE, pod_cidrs=["10.244.1.0/24"], internal_ip="192.168.0.1"))
+        for ns, labels in (("default", {}), ("web", {"team": "web"}), ("other", {})):
+            fake.add(k.namespace(ns, labels=labels))
+        workdir = tmp / "vpp"
+        conf = render_startup_conf(VppPaths(workdir))
+        if with_kpol:
+            std = next((p for p in VPP_PLUGIN_DIRS if Path(p).is_dir()), VPP_PLUGIN_DIRS[0])
+            conf = conf.replace("plugins {\n", f"plugins {{\n  path {std}:{os.environ['VPPAGENT_KPOL_PLUGIN_DIR']}\n", 1)
+        proc = stack.enter_context(VppProcess(os.environ["VPPAGENT_VPP_BIN"], workdir=workdir, config=conf))
+        socket_path = str(proc.paths.api_socket)
+        sd = tmp / "state"
+        cni_socket = str(tmp / "cni" / "cni.sock")
+        cfg = load(agent_env(socket_path, VPPAGENT_PODS="true", VPPAGENT_SERVICES="false",
+                             VPPAGENT_STATE_DIR=str(sd), VPPAGENT_CNI_SOCKET=cni_socket,
+                             VPPAGENT_POD_INTERFACE="veth"))
+        holder: dict[str, Agent] = {}
+        features = features_for(cfg, submit=lambda: holder["agent"].queue.put(agent_mod.FeatureChanged()),
+                                ready=lambda: holder["agent"]._can_program())
+        policy = next((f for f in features if f.name == "policies"), None)
+        if policy is None:
+            policy = PolicyFeature(cfg.node_name, next(f for f in features if f.name == "pods"))
+            features.append(policy)
+        agent = holder["agent"] = Agent(cfg, api_client=api_client_for_host(fake.url), source_options=FAST,
+                                        features=features)
+        policy.bind_vpp(agent.vpp)
+        vpp = VppClient(socket_path, api_dir(), required={}).connect()
+        stack.callback(vpp.close)
+        handle = AgentHandle(agent, fake, vpp, cni_socket, sd, True)
+
+        def run() -> None:
+            try:
+                agent.run()
+            except BaseException as e:  # noqa: BLE001 - surfaced below
+                handle.errors.append(e)
+
+        thread = threading.Thread(target=run, name="policy-agent", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            agent.stop()
+            thread.join(timeout=15)
+            agent.pod_network.close()
+
+        stack.callback(stop)
+        wait_for(lambda: agent.ready or handle.errors, 30, "the agent to be ready")
+        assert not handle.errors, handle.errors
+        yield handle, policy
+        assert not handle.errors, handle.errors
+
+
+def _connect(pods: Pods, netns: str, ip: str, timeout: float, msg: str = "ping") -> str:
+    r = pods.exec(netns, sys.executable, "-c", _CLIENT, ip, str(timeout), msg, timeout=timeout + 15)
+    return r.stdout.strip() or r.stderr.strip()
+
+
+@pytest.mark.parametrize("backend", ["kpol", "acl"])
+def test_policy_allows_denies_and_follows_namespace_labels(backend: str, monkeypatch: Any) -> None:
+    if backend == "kpol" and not os.environ.get("VPPAGENT_KPOL_PLUGIN_DIR"):
+        pytest.skip("no kpol plugin: set VPPAGENT_KPOL_PLUGIN_DIR to the directory holding kpol_plugin.so")
+    pods = Pods()
+    try:
+        with _policy_agent(backend == "kpol", monkeypatch) as (h, feature):
+            ips = {}
+            nss = {}
+            for n, (name, ns, labels) in enumerate((("srv", "default", {"app": "srv"}), ("c1", "web", {}),
+                                                     ("c2", "other", {})), start=1):
+                nss[name] = pods.netns(n)
+                res, err = h.add(container_id(n), nss[name], pod=name, namespace=ns)
+                assert err is None, err
+                ips[name] = str(ipaddress.ip_interface(res["ips"][0]["address"]).ip)
+                h.fake.add(k.pod(name, ns, node=NODE, ips=[ips[name]], labels=labels))
+            h.fake.add(k.network_policy("allow-web", "default", pod_selector={"matchLabels": {"app": "srv"}},
+                                        ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}],
+                                                  "ports": [{"protocol": "TCP", "port": PORT}]}]))
+
+            def programmed() -> bool:
+                if backend == "kpol":
+                    sets = kpol.dump_ipsets(h.vpp)
+                    return bool(kpol.attachments(h.vpp)) and any(
+                        str(m.addr) == ips["c1"] for s in sets for m in s.members)
+                return any(b.output for b in acl.interface_acls(h.vpp))
+
+            wait_for(programmed, 20, "the policy to be programmed")
+            assert feature.backend() == backend
+            server = subprocess.Popen(["ip", "netns", "exec", Path(nss["srv"]).name, sys.executable, "-c",
+                                       _SERVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(0.5)
+                # allowed, and the reply passes
+                assert _connect(pods, nss["c1"], ips["srv"], 5) == f"pong:{ips['c1']}"
+                # denied: the SYN is dropped, the connect times out
+                assert _connect(pods, nss["c2"], ips["srv"], 2) == "timeout"
+                if backend == "kpol":
+                    denied = [c.packets for c in feature.rule_counts() if c.rule_index == -1]
+                    allowed = [c for c in feature.rule_counts() if c.rule_index == 0]
+                    assert sum(denied) >= 1, feature.rule_counts()
+                    assert allowed and allowed[0].packets >= 1 and allowed[0].rule.policy.name == "allow-web"
+
+                # namespace other joins team=web: membership only
+                before = h.agent.vpp.calls.copy()
+                h.fake.modify(k.namespace("other", labels={"team": "web"}))
+
+                def c2_member() -> bool:
+                    if backend == "kpol":
+                        return any(str(m.addr) == ips["c2"] for s in kpol.dump_ipsets(h.vpp) for m in s.members)
+                    return any(str(r.src) == f"{ips['c2']}/32" for a in acl.dump_acls(h.vpp) for r in a.rules)
+
+                wait_for(c2_member, 20, "c2 to join the allowed set")
+                sent = h.agent.vpp.calls - before
+                if backend == "kpol":
+                    assert sent["kpol_policy_set"] == 0 and sent["kpol_ipset_add"] == 0, sent
+                    assert sent["kpol_ipset_members_add_del"] >= 1
+                assert _connect(pods, nss["c2"], ips["srv"], 5) == f"pong:{ips['c2']}"
+            finally:
+                server.kill()
+                server.wait(timeout=20)
+            for n, name in enumerate(("srv", "c1", "c2"), start=1):
+                assert h.delete(container_id(n), nss[name], pod=name) is None
+            assert host_links() == set()
+    finally:
+        pods.close()
