@@ -48,7 +48,7 @@ from vppagent.reconcile.route_kind import Hop, OwnedRoute
 
 from . import encryption as enc
 from .ipsec_kind import KIND as IPSEC_KIND, EspSa, IpsecDescriptor, IpsecProtection
-from .node_routes import KIND as ROUTE_KIND
+from .node_routes import KIND as ROUTE_KIND, ClusterRouteScope
 from .route_kind import PeerRouteDescriptor, drop_route
 from .tunnel_kind import (DEFAULT_VNI, KIND as TUNNEL_KIND, VXLAN_NEXT_HOP, DecapNext, NodeTunnel, TunnelDescriptor,
                           ip_input_next, tunnel_name)
@@ -101,7 +101,7 @@ class _Keys:
                 self.errors[attr] = str(e)
 
 
-class NodeConnectivity:
+class NodeConnectivity(ClusterRouteScope):
     """Feature: pods on this node reach pods on every other node (see the module doc)."""
 
     name = "connectivity"
@@ -113,15 +113,13 @@ class NodeConnectivity:
                  registry: Any = None, vxlan_decap_next: DecapNext = ip_input_next):
         if mode not in MODES:
             raise ValueError(f"unknown connectivity mode {mode!r} (known: {', '.join(MODES)})")
+        super().__init__(cluster_cidrs, table_id)
         self.node_name = node_name
-        self.cluster_cidrs = tuple(cluster_cidrs)
         self.mode = mode
-        self.table_id = table_id
         self.unnumbered = unnumbered
         self.vni = vni
         self.settings = encryption
         self._clock = clock
-        self._own: tuple[IpNetwork, ...] = ()
         self._keys = _Keys(encryption.key_dir) if encryption is not None else None
         self._epochs = EpochStore(encryption.key_dir / EPOCH_FILE) if encryption is not None else None
         self._epoch_started = clock()
@@ -144,19 +142,6 @@ class NodeConnectivity:
 
     def descriptors(self) -> list[Any]:
         return list(self._descriptors)
-
-    def _tables(self):
-        return sorted({(self.table_id, c.version == 6) for c in self.cluster_cidrs})
-
-    def _in_cluster(self, prefix: IpNetwork) -> bool:
-        return any(prefix.version == c.version and prefix.subnet_of(c) for c in self.cluster_cidrs)
-
-    def _overlaps_own(self, prefix: IpNetwork) -> bool:
-        return any(prefix.version == o.version and prefix.overlaps(o) for o in self._own)
-
-    def owns(self, table_id: int, prefix: IpNetwork) -> bool:
-        return (table_id == self.table_id and prefix.prefixlen < prefix.max_prefixlen
-                and self._in_cluster(prefix) and not self._overlaps_own(prefix))
 
     def desired(self, cluster: NodesView) -> tuple[list[Intent], list[Problem]]:
         now = self._clock()

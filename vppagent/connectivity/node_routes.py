@@ -36,23 +36,18 @@ class NodesView(Protocol):
     def nodes(self) -> Mapping[str, Node]: ...
 
 
-class NodeRoutes:
-    """Feature: routes to the other nodes' pod CIDRs ("flat" mode)."""
+class ClusterRouteScope:
+    """The routes to other nodes' pod CIDRs a feature owns (the ownership scheme above).
 
-    name = "connectivity"
-    watches = ("Node",)
+    Shared by ``NodeRoutes`` and ``NodeConnectivity``, whose route kinds own the same space.
+    """
 
-    def __init__(self, node_name: str, cluster_cidrs: Sequence[IpNetwork], *, table_id: int = 0):
-        self.node_name = node_name
+    def __init__(self, cluster_cidrs: Sequence[IpNetwork], table_id: int):
         self.cluster_cidrs = tuple(cluster_cidrs)
         self.table_id = table_id
         # This node's pod CIDRs: excluded from what the kind owns. Learnt from
         # the Node object; reconciling only starts once Nodes are synced.
         self._own: tuple[IpNetwork, ...] = ()
-        self._descriptor = RouteDescriptor(KIND, self.owns, self._tables)
-
-    def descriptors(self) -> list[RouteDescriptor]:
-        return [self._descriptor]
 
     def _tables(self) -> Iterable[tuple[int, bool]]:
         return sorted({(self.table_id, c.version == 6) for c in self.cluster_cidrs})
@@ -66,6 +61,22 @@ class NodeRoutes:
     def owns(self, table_id: int, prefix: IpNetwork) -> bool:
         return (table_id == self.table_id and prefix.prefixlen < prefix.max_prefixlen
                 and self._in_cluster(prefix) and not self._overlaps_own(prefix))
+
+
+
+class NodeRoutes(ClusterRouteScope):
+    """Feature: routes to the other nodes' pod CIDRs ("flat" mode)."""
+
+    name = "connectivity"
+    watches = ("Node",)
+
+    def __init__(self, node_name: str, cluster_cidrs: Sequence[IpNetwork], *, table_id: int = 0):
+        super().__init__(cluster_cidrs, table_id)
+        self.node_name = node_name
+        self._descriptor = RouteDescriptor(KIND, self.owns, self._tables)
+
+    def descriptors(self) -> list[RouteDescriptor]:
+        return [self._descriptor]
 
     def desired(self, cluster: NodesView) -> tuple[list[Intent], list[Problem]]:
         me = cluster.nodes.get(self.node_name)
