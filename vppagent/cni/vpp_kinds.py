@@ -142,12 +142,8 @@ class PodInterfaceDescriptor:
         try:
             interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.name)
             interfaces.set_mtu(vpp, sw_if_index, value.mtu)
-            if value.table_id:
-                for v6 in (False, True):
-                    interfaces.set_table(vpp, sw_if_index, value.table_id, ipv6=v6)
-            if value.gateway is not None:
-                interfaces.set_unnumbered(vpp, sw_if_index, borrow_from=resolver.handle(value.gateway))
-            interfaces.enable_ip6(vpp, sw_if_index)
+            interfaces.set_l3(vpp, sw_if_index, table_id=value.table_id,
+                              borrow_from=resolver.handle(value.gateway) if value.gateway is not None else None)
             if value.cnat:
                 snat.attach_interface(vpp, sw_if_index, snat.InterfaceRole.POD, snat=value.snat)
             for ip, mac in value.neighbors:

@@ -82,12 +82,8 @@ class WgInterfaceDescriptor:
         idx = wireguard.create_interface(vpp, wireguard.InterfaceSpec(value.private_key, value.port, value.src))
         try:
             interfaces.set_tag(vpp, idx, TAG_PREFIX + value.name)
-            if value.table_id:
-                for v6 in (False, True):
-                    interfaces.set_table(vpp, idx, value.table_id, ipv6=v6)
-            if value.unnumbered is not None:
-                interfaces.set_unnumbered(vpp, idx, borrow_from=resolver.handle(value.unnumbered))
-            interfaces.enable_ip6(vpp, idx)
+            interfaces.set_l3(vpp, idx, table_id=value.table_id,
+                              borrow_from=resolver.handle(value.unnumbered) if value.unnumbered is not None else None)
             interfaces.set_admin_up(vpp, idx)
         except Exception:
             wireguard.delete_interface(vpp, idx)

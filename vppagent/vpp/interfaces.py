@@ -96,6 +96,18 @@ def set_unnumbered(vpp: VppClient, sw_if_index: int, *, borrow_from: int, enable
     )
 
 
+def set_l3(vpp: VppClient, sw_if_index: int, *, table_id: int = 0, borrow_from: int | None = None) -> None:
+    """Make an address-less interface route: its table (both families), unnumbered to
+    ``borrow_from`` if given, IPv6 enabled. The shape of every interface the agent
+    points routes at (pods, tunnels, WireGuard)."""
+    if table_id:
+        for v6 in (False, True):
+            set_table(vpp, sw_if_index, table_id, ipv6=v6)
+    if borrow_from is not None:
+        set_unnumbered(vpp, sw_if_index, borrow_from=borrow_from)
+    enable_ip6(vpp, sw_if_index)
+
+
 def add_address(vpp: VppClient, sw_if_index: int, address: str | IpInterface) -> None:
     vpp.call("sw_interface_add_del_address", sw_if_index=sw_if_index, is_add=True,
              prefix=ipaddress.ip_interface(address))
