@@ -36,6 +36,8 @@ clock (``now``), the error-counter paths (/err/kpol-*).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +88,20 @@ def _raise(e: PolicyModelError) -> None:
     raise VppRetval(_ERRORS.get(e.code.value, int(Retval.INVALID_VALUE)), str(e)) from e
 
 
+def _check_id(value: int, what: str) -> None:
+    if value >= MAX_ID:
+        raise VppRetval(int(Retval.INVALID_VALUE_2), f"{what} id out of range")
+
+
+@contextmanager
+def _model() -> Iterator[None]:
+    """The reference data plane's errors as VPP's retvals."""
+    try:
+        yield
+    except PolicyModelError as e:
+        _raise(e)
+
+
 def _set_name(set_id: int) -> str:
     return str(set_id)
 
@@ -96,28 +112,22 @@ def _set_name(set_id: int) -> str:
 @HANDLERS.handler("kpol_ipset_add")
 def ipset_add(emu, mp):
     st = emu.state(KpolState)
-    if mp.set_id >= MAX_ID:
-        raise VppRetval(int(Retval.INVALID_VALUE_2), "set id out of range")
+    _check_id(mp.set_id, "set")
     try:
         kind = SetKind(int(mp.kind))
     except ValueError:
         raise VppRetval(int(Retval.INVALID_VALUE), f"set kind {mp.kind}") from None
-    try:
+    with _model():
         st.dp.set_add(_set_name(mp.set_id), kind)
-    except PolicyModelError as e:
-        _raise(e)
     return {}
 
 
 @HANDLERS.handler("kpol_ipset_del")
 def ipset_del(emu, mp):
     st = emu.state(KpolState)
-    if mp.set_id >= MAX_ID:
-        raise VppRetval(int(Retval.INVALID_VALUE_2), "set id out of range")
-    try:
+    _check_id(mp.set_id, "set")
+    with _model():
         st.dp.set_del(_set_name(mp.set_id))
-    except PolicyModelError as e:
-        _raise(e)
     return {}
 
 
@@ -231,25 +241,19 @@ def _parse_items(mp: Any, dp: ReferenceDataplane) -> PodPolicy:
 @HANDLERS.handler("kpol_policy_set")
 def policy_set(emu, mp):
     st = emu.state(KpolState)
-    if mp.policy_id >= MAX_ID:
-        raise VppRetval(int(Retval.INVALID_VALUE_2), "policy id out of range")
+    _check_id(mp.policy_id, "policy")
     policy = _parse_items(mp, st.dp)
-    try:
+    with _model():
         st.dp.policy_set(str(mp.policy_id), policy)
-    except PolicyModelError as e:
-        _raise(e)
     return {}
 
 
 @HANDLERS.handler("kpol_policy_del")
 def policy_del(emu, mp):
     st = emu.state(KpolState)
-    if mp.policy_id >= MAX_ID:
-        raise VppRetval(int(Retval.INVALID_VALUE_2), "policy id out of range")
-    try:
+    _check_id(mp.policy_id, "policy")
+    with _model():
         st.dp.policy_del(str(mp.policy_id))
-    except PolicyModelError as e:
-        _raise(e)
     return {}
 
 
@@ -291,15 +295,12 @@ def interface_attach(emu, mp):
     st = emu.state(KpolState)
     if mp.sw_if_index not in emu.interfaces:
         raise VppRetval(int(Retval.INVALID_SW_IF_INDEX), "no such interface")
-    try:
+    with _model():
         if mp.is_add:
-            if mp.policy_id >= MAX_ID:
-                raise VppRetval(int(Retval.INVALID_VALUE_2), "policy id out of range")
+            _check_id(mp.policy_id, "policy")
             st.dp.attach(str(mp.sw_if_index), str(mp.policy_id))
         else:
             st.dp.detach(str(mp.sw_if_index))
-    except PolicyModelError as e:
-        _raise(e)
     return {}
 
 
