@@ -312,7 +312,8 @@ class PodNetwork:
             else:
                 host = call.ifname  # VPP creates the tun in the pod netns under the pod's name
             ns, name = call.pod
-            pod = self._pods.get(call.pod)
+            with self._lock:
+                pod = self._pods.get(call.pod)
             a = Attachment(call.container_id, call.ifname, call.netns, ns, name,
                            getattr(pod, "uid", "") or "", self.driver, host,
                            tuple(_host_iface(ip) for ip in ips) + tuple(memif_ips),
