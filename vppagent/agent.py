@@ -43,6 +43,7 @@ from vppagent.connectivity import EncryptionSettings, NodeConnectivity
 from vppagent.health import Health
 from vppagent.model.k8s import EndpointSlice, K8sObject, Node, ObjectKey, Service
 from vppagent.reconcile import (
+    Delta,
     Descriptor,
     Intent,
     Key,
@@ -100,8 +101,17 @@ class _Stop:
     """Queue sentinel: the loop should end."""
 
 
+@dataclass(frozen=True)
 class FeatureChanged:
-    """Queue event: a feature's own inputs changed (a CNI call); recompute the desired state."""
+    """Queue event: a feature's own inputs changed (a CNI call).
+
+    With a ``feature`` name, only that feature and the features that follow it
+    (``follows``) are recomputed, and only the keys whose intents changed reach
+    the reconciler: a pod ADD on a node with 10,000 services must not
+    recompute the services. Without one, everything is recomputed.
+    """
+
+    feature: str = ""
 
 
 # -- cluster state --------------------------------------------------------------
@@ -200,7 +210,7 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry
                               mtu=cfg.pod_mtu or safe_pod_mtu(cfg), driver=cfg.pod_interface,
                               submit=submit or (lambda: None), ready=ready or (lambda: True),
                               settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s),
-                              services=cfg.services, snat=cfg.service_snat))
+                              services=cfg.services, snat=cfg.service_snat, spares=cfg.pod_spare_interfaces))
     if cfg.connectivity != "none":
         from ipsec import Lifetime, RekeyTimers
         from vppagent.cni.vpp_kinds import GATEWAY_NAME
@@ -268,7 +278,7 @@ class Agent:
         self.health = health or Health()
         self.cluster = ClusterState()
         self.features = features if features is not None else features_for(
-            cfg, submit=lambda: self.queue.put(FeatureChanged()), ready=self._can_program, registry=registry)
+            cfg, submit=lambda: self.queue.put(FeatureChanged("pods")), ready=self._can_program, registry=registry)
         self.recorder = recorder
         if vpp is None:
             defs = load_definitions(cfg.api_dir)
@@ -307,6 +317,8 @@ class Agent:
         # Kubernetes object made the state dirty (a CNI call, a key rotation, a timer).
         self._full_next = True
         self._problems: dict[str, list[Problem]] = {}  # per feature, its current problems
+        self._intents: dict[str, dict[Key, Intent]] = {}  # per feature, its intents as last computed
+        self._changed_features: set[str] = set()  # FeatureChanged names since the last recompute
         self._changed = True  # the desired state changed since the last pass
         self._reported: set[tuple[Any, str, str]] = set()
         self._first_sync_done = False
@@ -449,7 +461,11 @@ class Agent:
         elif isinstance(event, Disconnected):
             log.warning("VPP connection lost", extra={"reason": event.reason})
         elif isinstance(event, FeatureChanged):
-            self._dirty = self._full_next = True
+            self._dirty = True
+            if event.feature:
+                self._changed_features.add(event.feature)
+            else:
+                self._full_next = True
         elif isinstance(event, _Stop):
             self._stop.set()
 
@@ -563,18 +579,21 @@ class Agent:
     def _recompute(self) -> None:
         t0 = time.perf_counter()
         touched, self._touched = self._touched, set()
-        if not self._full_next and touched and self._recompute_delta(touched):
+        changed, self._changed_features = self._changed_features, set()
+        if not self._full_next and (touched or changed) and self._recompute_delta(touched, changed):
             self._dirty = False
             self._changed = True
-            log.debug("desired state updated", extra={"touched": len(touched),
+            log.debug("desired state updated", extra={"touched": len(touched), "features": ",".join(sorted(changed)),
                                                       "seconds": round(time.perf_counter() - t0, 3)})
             return
         intents: list[Intent] = []
         self._problems = {}
+        self._intents = {}
         for f in self.features:
             fi, fp = f.desired(self.cluster)
             intents.extend(fi)
             self._problems[f.name] = fp
+            self._intents[f.name] = {self.reconciler.key_of(i): i for i in fi}
         self.reconciler.set_desired(intents)
         self._report(p for fp in self._problems.values() for p in fp)
         # Features may have made keys while computing (a node that just asked for encryption).
@@ -586,24 +605,51 @@ class Agent:
                                                    "problems": sum(map(len, self._problems.values())),
                                                    "seconds": round(time.perf_counter() - t0, 3)})
 
-    def _recompute_delta(self, touched: set[ObjectKey]) -> bool:
-        """The incremental path: only features that watch a touched kind, and only if each of
-        them can (``desired_delta``); False: the caller takes the full path."""
+    def _recompute_delta(self, touched: set[ObjectKey], changed: set[str]) -> bool:
+        """The incremental path; False: the caller takes the full path.
+
+        Features whose own inputs changed (``changed``), the features that
+        follow them, and features watching a touched kind that offer no
+        ``desired_delta`` are recomputed alone and diffed against their last
+        intents; the others watching a touched kind give their delta.
+        """
         kinds = {k.kind for k in touched}
-        concerned = [f for f in self.features if kinds & set(f.watches)]
-        if not all(hasattr(f, "desired_delta") for f in concerned):
+        rerun = {f.name for f in self.features
+                 if f.name in changed or set(getattr(f, "follows", ())) & changed
+                 or (kinds & set(f.watches) and not hasattr(f, "desired_delta"))}
+        if any(name not in self._intents for name in rerun):
             return False
-        deltas = []
-        for f in concerned:
-            delta = f.desired_delta(self.cluster, touched)
-            if delta is None:
-                return False  # what an earlier feature computed is recomputed by the full path
-            deltas.append((f, delta))
+        deltas: list[tuple[Any, Any]] = []
+        for f in self.features:
+            if f.name not in rerun and kinds & set(f.watches):
+                delta = f.desired_delta(self.cluster, touched)
+                if delta is None:
+                    return False  # what an earlier feature computed is recomputed by the full path
+                deltas.append((f, delta))
+        for f in self.features:
+            if f.name in rerun:
+                fi, fp = f.desired(self.cluster)
+                deltas.append((f, self._feature_delta(f.name, fi, fp)))
         for f, delta in deltas:
             self.reconciler.update_desired(delta.removed, delta.added)
             self._problems[f.name] = delta.problems
+            mine = self._intents[f.name]
+            for i in delta.removed:
+                mine.pop(self.reconciler.key_of(i), None)
+            for i in delta.added:
+                mine[self.reconciler.key_of(i)] = i
         self._report(p for fp in self._problems.values() for p in fp)
+        if rerun:
+            self._publish_annotations()
         return True
+
+    def _feature_delta(self, name: str, intents: list[Intent], problems: list[Problem]) -> Delta:
+        """What changed between a feature's last intents and ``intents``."""
+        old = self._intents[name]
+        new = {self.reconciler.key_of(i): i for i in intents}
+        removed = [i for k, i in old.items() if new.get(k) != i]
+        added = [i for k, i in new.items() if old.get(k) != i]
+        return Delta(removed, added, problems)
 
     def _report(self, problems: Iterable[Problem]) -> None:
         current = {(p.origin, p.reason, p.message) for p in problems}

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vppagent.model.k8s import Namespace, NetworkPolicy, ObjectKey, Pod
-from vppagent.reconcile import Intent, Key, Problem
+from vppagent.reconcile import Delta, Intent, Key, Problem
 from vppagent.vpp import kpol
 from vppagent.vpp.client import VppClient
 
@@ -61,15 +61,6 @@ class RuleCount:
     packets: int
 
 
-@dataclass
-class IntentDelta:
-    """What changed since the last call: drop ``removed``, put ``added``; ``problems`` is complete."""
-
-    removed: list[Intent] = field(default_factory=list)
-    added: list[Intent] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-
 def _member(m: Any) -> kpol.Member:
     if isinstance(m, tuple):
         addr, proto, port = m
@@ -86,6 +77,7 @@ class PolicyFeature:
     name = "policies"
     watches = _WATCHED
     needs_all_pods = True  # peers are pods of the whole cluster
+    follows = ("pods",)  # attachments (which local pod has which interface) come from the pods feature
 
     def __init__(self, node_name: str, pods: Any = None, *, backend: Callable[[], str] | None = None):
         """``pods``: the ``pods`` feature (anything with ``attachments()``); ``backend``: overrides
@@ -181,7 +173,7 @@ class PolicyFeature:
         self._current = {i.value.key: i for i in intents} if self._last_backend == KPOL else None
         return intents, problems
 
-    def desired_delta(self, cluster: Any, touched: Collection[ObjectKey]) -> IntentDelta | None:
+    def desired_delta(self, cluster: Any, touched: Collection[ObjectKey]) -> Delta | None:
         if self._current is None or self.backend() != KPOL:
             return None
         order = {"Namespace": 0, "Pod": 1, "NetworkPolicy": 2}
@@ -225,7 +217,7 @@ class PolicyFeature:
                 self._sets_cache.pop(name, None)
         removed = [b for k, b in before.items() if b is not None and current.get(k) != b]
         added = [current[k] for k, b in before.items() if k in current and current[k] != b]
-        return IntentDelta(removed, added, list(self.compiler.problems()))
+        return Delta(removed, added, list(self.compiler.problems()))
 
     def _desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]:
         self._feed(cluster)

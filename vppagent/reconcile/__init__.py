@@ -27,10 +27,10 @@ from .errors import (
     VppUnavailable,
 )
 from .retriable import default_is_retriable
-from .state import Applied, AppliedState, Failure, Intent, Problem, RetryPolicy
+from .state import Applied, AppliedState, Delta, Failure, Intent, Problem, RetryPolicy
 
 __all__ = [
-    "Applied", "AppliedState", "BatchDescriptor", "DependencyCycle", "Descriptor", "DuplicateKind",
+    "Applied", "AppliedState", "BatchDescriptor", "Delta", "DependencyCycle", "Descriptor", "DuplicateKind",
     "Failure", "Found", "Intent", "Key", "ObjectFailed", "PassResult", "Problem", "ReconcileError", "Reconciler",
     "Request", "Resolver", "ResyncFailed", "ResyncResult", "RetryPolicy", "UnknownKind", "VppUnavailable",
     "default_is_retriable",

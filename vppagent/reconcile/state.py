@@ -48,6 +48,18 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """A change to one feature's part of the desired set: drop ``removed``, put ``added``.
+
+    ``problems`` is that feature's complete list of current problems, not a change.
+    """
+
+    removed: list[Intent] = field(default_factory=list)
+    added: list[Intent] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Applied:
     """An object VPP holds: its value, the handle VPP returned, the keys it referenced."""
 

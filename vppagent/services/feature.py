@@ -22,12 +22,12 @@ cluster state (read only), the agent's queue.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vppagent.model.k8s import EndpointSlice, Node, ObjectKey, Service
-from vppagent.reconcile import Descriptor, Intent, Problem
+from vppagent.reconcile import Delta, Descriptor, Intent, Problem
 
 from . import snat as snat_kind
 from .expansion import Scope, expand, flow_hash_of
@@ -51,15 +51,6 @@ class ServicesView(Protocol):
     def services(self) -> Mapping[ObjectKey, Service]: ...
 
     def slices_of(self, service: ObjectKey) -> Sequence[EndpointSlice]: ...
-
-
-@dataclass(frozen=True)
-class Delta:
-    """What changed in the feature's desired set, and all its current problems."""
-
-    removed: list[Intent]
-    added: list[Intent]
-    problems: list[Problem]
 
 
 @dataclass
