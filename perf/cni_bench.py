@@ -12,7 +12,12 @@ Measures:
   pod CIDR, veth host ends, IPAM entries and attachment records, counted
   before and after.
 
-Usage: python perf/cni_bench.py [--sequential 200] [--parallel 20] [--cycles 1000]
+With spare interfaces (``--spares``, the agent's ``pod_spare_interfaces``),
+the sequential pods run twice: back to back (the pool runs dry after
+``--spares`` pods: the rest attach the slow way), and paced ``--gap-ms``
+apart (the pool refills in the pauses, as between a runtime's sandboxes).
+
+Usage: python perf/cni_bench.py [--sequential 200] [--parallel 20] [--cycles 1000] [--spares 8] [--gap-ms 100]
 Writes perf/results/cni_bench.json. Needs root (network namespaces).
 """
 from __future__ import annotations
@@ -31,8 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.podnet.harness import Pods, container_id, host_links, running_agent  # noqa: E402
-from vppagent.cni import vpp_kinds  # noqa: E402
-from vppagent.vpp import interfaces, routes  # noqa: E402
+from vppagent.cni import pool, vpp_kinds  # noqa: E402
+from vppagent.vpp import af_packet, interfaces, routes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -51,11 +56,28 @@ def census(h) -> dict[str, int]:
     net = ipaddress.ip_network("10.244.0.0/16")
     return {
         "vpp_pod_interfaces": sum(1 for i in interfaces.dump(h.vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)),
+        "vpp_spare_interfaces": sum(1 for i in interfaces.dump(h.vpp) if i.tag.startswith(pool.TAG_PREFIX)),
+        "vpp_af_packet_interfaces": len(af_packet.dump(h.vpp)),
+        "spare_veth_ends": len(pool.spare_links()),
         "vpp_pod_routes": sum(1 for r in routes.dump(h.vpp) if r.prefix.subnet_of(net) and r.prefix.prefixlen == 32),
         "veth_host_ends": len(host_links()),
         "ipam_entries": len(h.agent.pod_network.ipam.allocations()),
         "attachment_records": len(h.agent.pod_network.store.all()),
     }
+
+
+def full_pool(h, n: int) -> None:
+    """Wait (up to 60 s) until the agent holds ``n`` ready spares, as between bursts of pods."""
+    deadline = time.monotonic() + 60
+    while h.agent.pod_network.pool.counts() != (n, 0):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the spare pool did not fill: {h.agent.pod_network.pool.counts()}")
+        time.sleep(0.05)
+
+
+def report(what: str, r: dict) -> None:
+    print(f"{what}: ADD p50 {r['add']['p50_ms']} ms p99 {r['add']['p99_ms']} ms; "
+          f"DEL p50 {r['del']['p50_ms']} ms p99 {r['del']['p99_ms']} ms")
 
 
 def timed(fn, *args) -> float:
@@ -73,14 +95,20 @@ def main() -> int:
     ap.add_argument("--sequential", type=int, default=200)
     ap.add_argument("--parallel", type=int, default=20)
     ap.add_argument("--cycles", type=int, default=1000)
+    ap.add_argument("--spares", type=int, default=8, help="pod_spare_interfaces (0: none)")
+    ap.add_argument("--gap-ms", type=float, default=100.0,
+                    help="pause between ADDs of the paced run (a runtime spends about that making a sandbox)")
     args = ap.parse_args()
     vpp_bin = os.environ.get("VPPAGENT_VPP_BIN")
     backend = f"real VPP ({vpp_bin})" if vpp_bin else "emulator (no packets; VPP call latency is not real VPP's)"
     print(f"backend: {backend}")
-    out: dict = {"backend": backend, "machine": platform.node(), "cpus": os.cpu_count(), "driver": "veth+af_packet"}
+    out: dict = {"backend": backend, "machine": platform.node(), "cpus": os.cpu_count(), "driver": "veth+af_packet",
+                 "spares": args.spares, "gap_ms": args.gap_ms}
     pods = Pods()
     try:
-        with running_agent(vpp_bin=vpp_bin, pod_cidrs=("10.244.0.0/20",), VPPAGENT_LOG_LEVEL="warning") as h:
+        with running_agent(vpp_bin=vpp_bin, pod_cidrs=("10.244.0.0/20",), VPPAGENT_LOG_LEVEL="warning",
+                           VPPAGENT_POD_SPARE_INTERFACES=str(args.spares)) as h:
+            full_pool(h, args.spares)
             base = census(h)
             out["census_before"] = base
             # Sequential.
@@ -89,9 +117,19 @@ def main() -> int:
             add_ms = [timed(h.add, c, n) for c, n in zip(cids, nss)]
             del_ms = [timed(h.delete, c, n) for c, n in zip(cids, nss)]
             out["sequential"] = {"add": summary(add_ms), "del": summary(del_ms)}
-            print(f"sequential x{args.sequential}: ADD p50 {out['sequential']['add']['p50_ms']} ms "
-                  f"p99 {out['sequential']['add']['p99_ms']} ms; DEL p50 {out['sequential']['del']['p50_ms']} ms "
-                  f"p99 {out['sequential']['del']['p99_ms']} ms")
+            report(f"sequential x{args.sequential}, back to back", out["sequential"])
+            # Paced: the same pods with a pause between ADDs, as a runtime makes sandboxes.
+            full_pool(h, args.spares)
+            paced_add, paced_del = [], []
+            for c, n in zip(cids, nss):
+                time.sleep(args.gap_ms / 1000)
+                paced_add.append(timed(h.add, c, n))
+            for c, n in zip(cids, nss):
+                time.sleep(args.gap_ms / 1000)
+                paced_del.append(timed(h.delete, c, n))
+            out["paced"] = {"add": summary(paced_add), "del": summary(paced_del)}
+            report(f"sequential x{args.sequential}, {args.gap_ms:g} ms apart", out["paced"])
+            full_pool(h, args.spares)
             # Parallel.
             pn = nss[:args.parallel]
             pc = [container_id(10_000 + i) for i in range(args.parallel)]
@@ -100,9 +138,7 @@ def main() -> int:
             with ThreadPoolExecutor(args.parallel) as ex:
                 pdel = list(ex.map(lambda a: timed(h.delete, *a), zip(pc, pn)))
             out["parallel"] = {"add": summary(padd), "del": summary(pdel)}
-            print(f"parallel x{args.parallel}: ADD p50 {out['parallel']['add']['p50_ms']} ms "
-                  f"p99 {out['parallel']['add']['p99_ms']} ms; DEL p50 {out['parallel']['del']['p50_ms']} ms "
-                  f"p99 {out['parallel']['del']['p99_ms']} ms")
+            report(f"parallel x{args.parallel}", out["parallel"])
             # Cycles: the same few namespaces, fresh container ids.
             t0 = time.perf_counter()
             for i in range(args.cycles):
@@ -111,6 +147,7 @@ def main() -> int:
                 timed(h.add, c, ns)
                 timed(h.delete, c, ns)
             out["cycles"] = {"n": args.cycles, "seconds": round(time.perf_counter() - t0, 1)}
+            full_pool(h, args.spares)
             after = census(h)
             out["census_after"] = after
             leaks = {k: after[k] - base[k] for k in base if after[k] != base[k]}

@@ -68,6 +68,9 @@ def agent_env(socket_path: str, **over: str) -> dict[str, str]:
         "VPPAGENT_STATUS_SOCKET": os.path.join(tempfile.gettempdir(),
                                                f"vpa-status-{os.getpid()}-{os.urandom(4).hex()}.sock"),
         "VPPAGENT_STATS_SOCKET": "",
+        # Spare pod interfaces have their own tests (tests/podnet/test_spares.py); elsewhere each
+        # pod's veth is named after its container, which the tests check.
+        "VPPAGENT_POD_SPARE_INTERFACES": "0",
     }
     env.update(over)
     return env

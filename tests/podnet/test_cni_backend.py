@@ -19,7 +19,7 @@ from tests.agent.conftest import FAST, agent_env, wait_for
 from tests.fakekube import objects as k
 from tests.podnet.harness import Pods, container_id, host_links, running_agent
 from vppagent.agent import Agent
-from vppagent.cni import vpp_kinds
+from vppagent.cni import linux, vpp_kinds
 from vppagent.config import load
 from vppagent.sources import api_client_for_host
 from vppagent.vpp import af_packet, interfaces, memif, neighbors, routes
@@ -64,6 +64,8 @@ def test_add_attaches_the_pod_and_del_removes_everything(pods: Pods) -> None:
         assert "via 169.254.1.1" in route
         mtu = json.loads(shown.stdout)[0]["mtu"]
         assert mtu == 1440  # automatic: fits IPsec and WireGuard on a 1500 uplink
+        offloads = linux.checksum_offloads(ns, "eth0")  # VPP 26.06 would not complete partial checksums
+        assert offloads.get("tx-checksum-ip-generic") is False and not any(offloads.values()), offloads
 
         # The VPP side: a tagged af_packet interface, unnumbered, a host route, a neighbour.
         tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")

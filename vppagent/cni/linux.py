@@ -28,6 +28,7 @@ from socket import AF_INET, AF_INET6
 from typing import TypeVar
 
 from pyroute2 import IPRoute, NetlinkError, netns
+from pyroute2.ethtool import Ethtool
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,67 @@ def create_veth(host_ifname: str, netns_path: str, pod_ifname: str = "eth0", mtu
     return mac
 
 
+def create_spare_veth(host_ifname: str, spare_ifname: str, mtu: int) -> None:
+    """Create a veth pair with both ends here and up: the host end for VPP, the other a macvlan parent.
+
+    IPv6 is off on both first: they carry pods' frames only, never the node's own. The
+    parent's checksum offloads are off, for its macvlans (see ``_OFFLOADS_OFF``).
+    """
+    _check_ifname(host_ifname)
+    _check_ifname(spare_ifname)
+    _check_mtu(mtu, host_ifname)
+    with IPRoute() as ipr:
+        try:
+            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, peer={"ifname": spare_ifname, "mtu": mtu})
+        except NetlinkError as e:
+            why = "a name is already taken" if e.code == errno.EEXIST else str(e)
+            raise LinuxNetError(f"cannot create veth {host_ifname} <-> {spare_ifname}: {why}",
+                                ifname=host_ifname) from e
+        try:
+            for name in (host_ifname, spare_ifname):
+                idx = _lookup(ipr, name)
+                if idx is None:
+                    raise LinuxNetError(f"veth {name} vanished after creation", ifname=name)
+                if os.path.exists(conf := f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"):
+                    _write_sysctl(conf, "1", name, "")
+                if name == spare_ifname:
+                    _checksum_offload_off(name)  # a macvlan takes its offloads from its parent
+                ipr.link("set", index=idx, state="up")
+        except BaseException:
+            _delete_link(host_ifname)
+            raise
+
+
+def create_macvlan(parent_ifname: str, netns_path: str, pod_ifname: str, mtu: int) -> str:
+    """Create the pod's interface in its namespace: a macvlan on ``parent_ifname`` (here); returns its MAC.
+
+    One netlink request makes it directly in the pod, under its final name
+    (about 2 ms); moving an existing link into a namespace waits for RCU
+    (15-30 ms measured). A name taken in the pod fails the request whole.
+    """
+    _check_ifname(pod_ifname)
+    _check_mtu(mtu, pod_ifname)
+    path = resolve_netns(netns_path)
+    fd = _open_netns(path)
+    try:
+        with IPRoute() as ipr:
+            parent = _lookup(ipr, parent_ifname)
+            if parent is None:
+                raise LinuxNetError(f"macvlan parent {parent_ifname} is gone", ifname=parent_ifname)
+            try:
+                ipr.link("add", ifname=pod_ifname, kind="macvlan", link=parent, macvlan_mode="private",
+                         mtu=mtu, net_ns_fd=fd)
+            except NetlinkError as e:
+                why = f"{pod_ifname} already exists there" if e.code == errno.EEXIST else str(e)
+                raise LinuxNetError(f"cannot create {pod_ifname} in {path} on {parent_ifname}: {why}",
+                                    ifname=pod_ifname, netns=path) from e
+        mac = in_netns(path, lambda: _link_mac(pod_ifname))
+        if mac is None:
+            raise LinuxNetError(f"{pod_ifname} not found in {path} after creation", ifname=pod_ifname, netns=path)
+        return mac
+    finally:
+        os.close(fd)
+
 # --- the pod side ---------------------------------------------------------
 
 def _parse_ips(ips: Sequence[str], ifname: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -245,6 +307,30 @@ def _write_sysctl(path: str, value: str, ifname: str, ns: str) -> None:
             f.write(value)
     except OSError as e:
         raise LinuxNetError(f"cannot set {path}={value} in {ns}: {e}", ifname=ifname, netns=ns) from e
+
+
+# Features a pod's veth or macvlan must not offload: the kernel would leave TCP/UDP/SCTP
+# checksums partial, af_packet hands such frames to VPP as they are, and VPP 26.06 does not
+# complete them before NAT (cnat), tunnels or WireGuard: receivers drop every segment
+# (TcpInCsumErrors). Without checksum offload the kernel also stops making TSO frames.
+_OFFLOADS_OFF = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "tx-checksum-sctp")
+
+
+def _checksum_offload_off(ifname: str) -> None:
+    """Runs in the pod's namespace (ethtool ioctls answer for the caller's)."""
+    e = Ethtool()
+    try:
+        feats = e.get_features(ifname)
+        changed = False
+        for name in _OFFLOADS_OFF:
+            f = feats.features.get(name)
+            if f is not None and f.enable and f.available:
+                f.enable = False
+                changed = True
+        if changed:
+            e.set_features(ifname, feats)
+    finally:
+        e.close()
 
 
 def _configure(path: str, ifname: str, addrs: list, gateway_mac: str, mtu: int,
@@ -271,6 +357,9 @@ def _configure(path: str, ifname: str, addrs: list, gateway_mac: str, mtu: int,
             elif has6:
                 raise LinuxNetError(f"IPv6 is disabled in {path} but {ifname} needs an IPv6 address",
                                     ifname=ifname, netns=path)
+            if gateway_mac:
+                step = "checksum offload off"
+                _checksum_offload_off(ifname)
             step = "link up"
             ipr.link("set", index=idx, mtu=mtu, state="up")
             for a in addrs:
@@ -345,6 +434,19 @@ def configure_pod_side(netns_path: str | PodSide, ifname: str = "eth0", ips: Seq
     log.debug("pod side configured", extra={"netns": path, "ifname": ifname,
                                             "ips": [str(a) for a in addrs], "mtu": mtu})
     return mac
+
+
+def checksum_offloads(netns_path: str, ifname: str) -> dict[str, bool]:
+    """The pod interface's checksum offloads that the pod driver turns off, as they are now."""
+    def read() -> dict[str, bool]:
+        e = Ethtool()
+        try:
+            feats = e.get_features(ifname).features
+        finally:
+            e.close()
+        return {n: feats[n].enable for n in _OFFLOADS_OFF if n in feats and (feats[n].available or feats[n].enable)}
+
+    return in_netns(resolve_netns(netns_path), read)
 
 
 def _check(path: str, ifname: str, addrs: list, mtu: int,

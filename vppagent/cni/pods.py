@@ -23,16 +23,19 @@ and Pod objects come from the cluster state).
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vppagent.cni import linux, vpp_kinds
+from vppagent.cni import linux, pool, vpp_kinds
+from vppagent.cni.pool import SparePool
 from vppagent.cni.ipam import Ipam, IpamError, RangeExhausted
 from vppagent.cni.store import AttachmentStore
 from vppagent.model.k8s import Node, ObjectKey
@@ -120,7 +123,7 @@ class PodNetwork:
     def __init__(self, *, node_name: str, state_dir: Path, table_id: int = 0, mtu: int = 1450,
                  driver: str = "auto", submit: Callable[[], None] = lambda: None,
                  ready: Callable[[], bool] = lambda: True, settle_timeout_s: float = 20.0,
-                 services: bool = False, snat: bool = False):
+                 services: bool = False, snat: bool = False, spares: int = 0):
         self.node_name = node_name
         self.table_id = table_id
         self.mtu = mtu
@@ -140,7 +143,10 @@ class PodNetwork:
         self._waiters: list[_Waiter] = []
         self._ranges: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self._pods: dict[tuple[str, str], Any] = {}
+        self._adopt: dict[tuple[str, str], int] = {}  # ADDs in progress that took a spare: its sw_if_index
+        self.pool = SparePool(size=spares if self.driver is Driver.VETH else 0, mtu=mtu, submit=submit)
         self._recover()
+        self.pool.start()
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -148,9 +154,11 @@ class PodNetwork:
         """After a crash: free addresses no record holds. Runs before the CNI server starts."""
         valid = set(self._attachments)
         freed = self.ipam.gc(valid)
-        # A crash between creating a veth and recording the attachment leaves a host end.
+        # A crash between creating a veth and recording the attachment leaves a host end;
+        # spares are not kept across restarts (their VPP side is not desired any more).
         ours = {a.host_ifname for a in self._attachments.values() if a.driver is Driver.VETH}
-        stray = [n for n in linux.host_links(vpp_kinds.HOST_IFNAME) if n not in ours]
+        ours |= {pool.parent_of(n) for n in ours if pool.HOST_IFNAME.fullmatch(n)}
+        stray = [n for n in linux.host_links(vpp_kinds.HOST_IFNAME) + pool.spare_links() if n not in ours]
         for name in stray:
             linux.delete_host_link(name)
         if freed or stray or self._attachments:
@@ -160,7 +168,7 @@ class PodNetwork:
     # -- the feature (reconciler thread) ------------------------------------------------
 
     def descriptors(self) -> list[Any]:
-        return [LoopbackDescriptor(), vpp_kinds.PodInterfaceDescriptor(),
+        return [LoopbackDescriptor(), vpp_kinds.PodInterfaceDescriptor(), pool.SpareDescriptor(self.pool),
                 vpp_kinds.route_descriptor(self.table_id, lambda: self._ranges)]
 
     def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]:
@@ -179,7 +187,7 @@ class PodNetwork:
             self._pods = pods
             attachments = list(self._attachments.values())
         gateway = vpp_kinds.gateway_loopback(self.table_id)
-        intents = [Intent(LOOPBACK_KIND, gateway)]
+        intents = [Intent(LOOPBACK_KIND, gateway)] + self.pool.intents()
         for a in attachments:
             origin = ObjectKey("Pod", a.pod_namespace, a.pod_name) if a.pod_name else None
             for value, routes in self._vpp_objects(a):
@@ -192,10 +200,12 @@ class PodNetwork:
         main_ips = [ip for ip in a.ips if not ip.startswith("memif:")]
         neigh = tuple((str(ipaddress.ip_interface(ip).ip), a.pod_mac) for ip in main_ips) \
             if a.driver is Driver.VETH else ()
+        with self._lock:
+            adopt = self._adopt.get(a.key)
         main = vpp_kinds.PodInterface(
             vpp_kinds.interface_name(a.container_id, a.ifname), a.driver, a.host_ifname,
             a.vpp_mac if a.driver is Driver.VETH else "", a.mtu, self.table_id, gateway, neigh, a.netns,
-            cnat=self.services, snat=self.snat)
+            cnat=self.services, snat=self.snat, adopt=adopt)
         out = [(main, vpp_kinds.pod_routes(main, main_ips))]
         if a.memif_socket:
             m = vpp_kinds.PodInterface(vpp_kinds.interface_name(a.container_id, MEMIF_IFNAME), Driver.MEMIF,
@@ -207,6 +217,7 @@ class PodNetwork:
 
     def settle(self, applied: Any, failures: Mapping[Key, Any], connected: bool) -> None:
         """After each reconcile pass: wake the CNI calls whose objects are now in place (or failed)."""
+        self.pool.settle(applied, failures)
         with self._lock:
             waiters = list(self._waiters)
         for w in waiters:
@@ -228,16 +239,27 @@ class PodNetwork:
             return self._container_locks.setdefault(container_id, threading.Lock())
 
     def _wait_for_vpp(self, present: Mapping[Key, Any], absent: Collection[Key], what: str) -> None:
+        with self._vpp_waiter(present, absent, what) as wait:
+            wait()
+
+    @contextmanager
+    def _vpp_waiter(self, present: Mapping[Key, Any], absent: Collection[Key],
+                    what: str) -> Iterator[Callable[[], None]]:
+        """Ask the reconciler now, wait later: the caller works meanwhile, then calls ``wait()``."""
         w = _Waiter(dict(present), set(absent))
         with self._lock:
             self._waiters.append(w)
-        try:
-            self._submit()
+
+        def wait() -> None:
             if not w.done.wait(self.settle_timeout_s):
                 raise CniFailure(ERR_TRY_AGAIN, f"VPP did not finish {what} in time",
                                  f"waited {self.settle_timeout_s:g}s for the reconciler (is VPP up?)")
             if w.error:
                 raise CniFailure(ERR_VPP_REFUSED, f"VPP refused {what}", w.error)
+
+        try:
+            self._submit()
+            yield wait
         finally:
             with self._lock:
                 self._waiters.remove(w)
@@ -305,7 +327,16 @@ class PodNetwork:
             host = vpp_kinds.host_ifname(*call.key)
             vpp_mac = vpp_kinds.vpp_mac(*call.key)
             pod_mac = ""
-            if self.driver is Driver.VETH:
+            taken = self.pool.take(mtu) if self.driver is Driver.VETH else None
+            if taken is not None:
+                undo.append(lambda: self._give_back(call.key, taken, adopted=False))
+                host, vpp_mac = taken.spare.host_ifname, taken.spare.mac
+                undo.append(lambda: linux.delete_host_link(taken.spare.host_ifname))  # the macvlan goes too
+                pod_mac = _linux(call, "creating the pod's interface on a spare", lambda: linux.create_macvlan(
+                    taken.parent_ifname, call.netns, call.ifname, mtu))
+                with self._lock:
+                    self._adopt[call.key] = taken.sw_if_index
+            elif self.driver is Driver.VETH:
                 pod_mac = _linux(call, "creating the veth pair",
                                  lambda: linux.create_veth(host, call.netns, call.ifname, mtu))
                 undo.append(lambda: linux.delete_host_link(host))
@@ -321,14 +352,23 @@ class PodNetwork:
             with self._lock:
                 self._attachments[a.key] = a
             undo.append(lambda: self._detach_vpp(a))
-            self._wait_for_vpp(self._keys(a), (), "the pod's interface")
-            t_vpp = time.perf_counter()
-            if self.driver is Driver.TUN:
-                pod_mac = _linux(call, "reading the tun", lambda: linux.pod_link_mac(call.netns, call.ifname) or "")
-            _linux(call, "configuring the pod's interface", lambda: linux.configure_pod_side(
-                call.netns, call.ifname, [ip for ip in a.ips if not ip.startswith("memif:")],
-                vpp_mac if self.driver is Driver.VETH else "", mtu,
-                gateway4=vpp_kinds.GATEWAY4, gateway6=vpp_kinds.GATEWAY6))
+            pod_ips = [ip for ip in a.ips if not ip.startswith("memif:")]
+            with self._vpp_waiter(self._keys(a), (), "the pod's interface") as vpp_done:
+                # A veth pod's side needs nothing from VPP (its MAC is known): it is set up while
+                # the reconciler programs VPP. A tun exists only once VPP has made it.
+                if self.driver is Driver.VETH:
+                    self._configure_pod_side(call, pod_ips, vpp_mac, mtu)
+                    vpp_done()
+                else:
+                    vpp_done()
+                    pod_mac = _linux(call, "reading the tun",
+                                     lambda: linux.pod_link_mac(call.netns, call.ifname) or "")
+                    a = dataclasses.replace(a, pod_mac=pod_mac)  # not part of the tun's VPP objects
+                    with self._lock:
+                        self._attachments[a.key] = a
+                    self._configure_pod_side(call, pod_ips, "", mtu)
+            if taken is not None:
+                self._give_back(call.key, taken, adopted=True)
             self.store.put(a)
         except BaseException as e:
             for step in reversed(undo):
@@ -342,9 +382,22 @@ class PodNetwork:
             raise
         log.info("pod attached", extra={"container": call.container_id, "pod": "/".join(call.pod),
                                         "ifname": call.ifname, "ips": ",".join(a.ips), "driver": a.driver.value,
-                                        "vpp_ms": round((t_vpp - t0) * 1000, 1),
+                                        "spare": taken is not None,
                                         "total_ms": round((time.perf_counter() - t0) * 1000, 1)})
         return _result(a)
+
+    @staticmethod
+    def _configure_pod_side(call: CniCall, ips: list[str], gateway_mac: str, mtu: int) -> None:
+        _linux(call, "configuring the pod's interface", lambda: linux.configure_pod_side(
+            call.netns, call.ifname, ips, gateway_mac, mtu, gateway4=vpp_kinds.GATEWAY4, gateway6=vpp_kinds.GATEWAY6))
+
+    def _give_back(self, key: tuple[str, str], taken: pool.Taken, *, adopted: bool) -> None:
+        """The spare an ADD took is the pod's now (``adopted``), or the reconciler deletes it."""
+        with self._lock:
+            self._adopt.pop(key, None)
+        self.pool.release(taken, adopted=adopted)
+        if not adopted:
+            self._submit()  # the reconciler deletes the spare
 
     def _allocate(self, key: tuple[str, str]) -> tuple[Any, ...]:
         try:
@@ -363,6 +416,7 @@ class PodNetwork:
 
     def delete(self, call: CniCall) -> None:
         _validate(call, need_netns=False)
+        self.pool.note_activity()
         with self._container_lock(call.container_id):
             with self._lock:
                 a = self._attachments.get(call.key)
@@ -465,6 +519,7 @@ class PodNetwork:
             return list(self._attachments.values())
 
     def close(self) -> None:
+        self.pool.close()
         self.ipam.close()
 
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vppagent.cni import pool
 from vppagent.model.podnet import Driver
 from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
 from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND, Loopback
@@ -82,13 +83,6 @@ def vpp_mac(container_id: str, ifname: str) -> str:
     return "02:fe:" + ":".join(f"{b:02x}" for b in h[:4])
 
 
-def _frame_size(mtu: int) -> int:
-    size = 2048
-    while size < mtu + 256:  # L2 header, VLAN, tpacket header, alignment
-        size *= 2
-    return size
-
-
 @dataclass(frozen=True)
 class PodInterface:
     name: str                       # interface_name(): the key and tag suffix
@@ -106,6 +100,9 @@ class PodInterface:
     # interfaces that have it) and its SNAT maps. Not read back: VPP has no dump of them.
     cnat: bool = field(default=False, compare=False)
     snat: bool = field(default=False, compare=False)
+    # veth only: the sw_if_index of the spare (``pool.py``) VPP already attached to
+    # ``host_ifname``, to configure instead of attaching anew. A hint for create only.
+    adopt: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         ordered = tuple(sorted((str(ipaddress.ip_address(ip)), mac.lower()) for ip, mac in self.neighbors))
@@ -158,12 +155,13 @@ class PodInterfaceDescriptor:
 
     def _create_device(self, vpp: VppClient, value: PodInterface) -> int:
         if value.driver is Driver.VETH:
-            frame = _frame_size(value.mtu)
-            return af_packet.create(
-                vpp, value.host_ifname, mac=value.mac,
-                flags=af_packet.Flags.QDISC_BYPASS | af_packet.Flags.CKSUM_GSO,
-                tx_frame_size=frame if frame > 2048 * 33 else 0,
-                tx_frames_per_block=self.tx_frames_per_block)
+            if value.adopt is not None:
+                spare = interfaces.get(vpp, value.adopt)
+                if spare is not None and spare.tag == pool.TAG_PREFIX + value.host_ifname:
+                    return value.adopt
+                log.info("spare interface not found; attaching the veth anew",
+                         extra={"host_ifname": value.host_ifname, "sw_if_index": value.adopt})
+            return pool.attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.tx_frames_per_block)
         if value.driver is Driver.TUN:
             return tap.create(vpp, tap.TapSpec(host_if_name=value.host_ifname, host_namespace=value.netns or None,
                                                tun=True, host_mtu=value.mtu))

@@ -1,0 +1,212 @@
+"""Spare veth + af_packet pod interfaces (``vppagent/cni/pool.py``), end to end through the agent.
+
+Checked where it lands: which VPP interface a pod gets (one made before the
+ADD), the veth ends on the node and in the pod, what is left after DEL, a
+failed ADD and a restart, and (with a real VPP) that pods on spares talk.
+Also: a pod ADD recomputes the pod features only, not the services.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.agent.conftest import wait_for
+from tests.podnet.harness import Pods, container_id, running_agent, vpp_binary
+from tests.conftest import real_vpp_reason
+from vppagent.cni import linux, pool, vpp_kinds
+from vppagent.vpp import af_packet, interfaces
+
+pytestmark = [pytest.mark.netns,
+              pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]
+
+SPARES = {"VPPAGENT_POD_SPARE_INTERFACES": "3"}
+
+
+@pytest.fixture
+def pods():
+    p = Pods()
+    yield p
+    p.close()
+
+
+def spare_interfaces(vpp) -> dict[str, int]:
+    """VPP's spare interfaces: host ifname -> sw_if_index."""
+    return {i.tag[len(pool.TAG_PREFIX):]: i.sw_if_index for i in interfaces.dump(vpp)
+            if i.tag.startswith(pool.TAG_PREFIX)}
+
+
+def pod_interfaces(vpp) -> dict[str, int]:
+    return {i.tag: i.sw_if_index for i in interfaces.dump(vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)}
+
+
+def links(pattern: re.Pattern[str]) -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return {n for line in out.splitlines() if pattern.fullmatch(n := line.split(":")[1].strip().split("@")[0])}
+
+
+def full_pool(h, n: int = 3) -> dict[str, int]:
+    """Wait until the pool holds ``n`` ready spares and VPP has exactly them; return VPP's view."""
+    wait_for(lambda: h.agent.pod_network.pool.counts() == (n, 0) and len(spare_interfaces(h.vpp)) == n,
+             20, f"{n} spare interfaces")
+    return spare_interfaces(h.vpp)
+
+
+def test_an_add_takes_a_spare_and_the_pool_refills(pods: Pods) -> None:
+    with running_agent(**SPARES) as h:
+        spares = full_pool(h)
+        assert links(pool.HOST_IFNAME) == set(spares)
+        assert links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in spares}
+        ns, cid = pods.netns(1), container_id(1)
+        result, err = h.add(cid, ns, pod="web")
+        assert err is None, err
+        # The pod's VPP interface is one of the spares, re-tagged; its veth is that spare's.
+        tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
+        sw = pod_interfaces(h.vpp)[tag]
+        host = next(name for name, idx in spares.items() if idx == sw)
+        assert (sw, host) in {(a.sw_if_index, a.host_if_name) for a in af_packet.dump(h.vpp)}
+        attachment = h.agent.pod_network.attachments()[0]
+        assert attachment.host_ifname == host
+        # The pod's interface: a macvlan made in the pod on the spare's other veth end.
+        pod_link = json.loads(pods.exec(ns, "ip", "-d", "-j", "link", "show", "eth0").stdout)[0]
+        assert pod_link["linkinfo"]["info_kind"] == "macvlan"
+        parent = pool.parent_of(host)
+        parent_index = json.loads(subprocess.run(["ip", "-j", "link", "show", parent], capture_output=True,
+                                                 text=True, check=True).stdout)[0]["ifindex"]
+        assert pod_link["link_index"] == parent_index
+        assert result["interfaces"][result["ips"][0]["interface"]]["mac"] == pod_link["address"]
+        assert attachment.pod_mac == pod_link["address"]
+        # Checksums are completed when the macvlan's frames leave through the parent.
+        offloads = linux.checksum_offloads("/proc/self/ns/net", parent)
+        assert offloads.get("tx-checksum-ip-generic") is False and not any(offloads.values()), offloads
+        assert result["interfaces"][0]["name"] == host
+
+        # The pool makes a new spare once the CNI is idle; the pod's interface stays the pod's.
+        after = full_pool(h)
+        assert host not in after and len(set(after) - set(spares)) == 1
+        assert pod_interfaces(h.vpp)[tag] == sw
+
+        assert h.delete(cid, ns, pod="web") is None
+        assert pod_interfaces(h.vpp) == {}
+        assert host not in links(pool.HOST_IFNAME)
+        assert sw not in {a.sw_if_index for a in af_packet.dump(h.vpp)}
+        final = full_pool(h)
+        assert links(pool.HOST_IFNAME) == set(final)
+        assert links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in final}
+        assert h.agent.pod_network.ipam.allocations() == {}
+
+
+REAL = pytest.param(True, marks=[pytest.mark.real_vpp,
+                                  pytest.mark.skipif(bool(real_vpp_reason()), reason=real_vpp_reason() or "")])
+
+
+@pytest.mark.parametrize("real", [False, REAL], ids=["emulator", "real-vpp"])
+def test_a_failed_add_on_a_spare_leaves_nothing(pods: Pods, real: bool) -> None:
+    with running_agent(vpp_bin=vpp_binary() if real else None, **SPARES) as h:
+        full_pool(h)
+        ns, cid = pods.netns(1), container_id(1)
+        # The runtime's netns already has an eth0: making the pod's interface there fails.
+        assert pods.exec(ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other0").returncode == 0
+        _, err = h.add(cid, ns, pod="web")
+        assert err is not None and "eth0 already exists" in err.msg + err.details
+        assert pod_interfaces(h.vpp) == {}
+        assert h.agent.pod_network.ipam.allocations() == {}
+        assert h.agent.pod_network.store.all() == []
+        # The taken spare is deleted (VPP and veth), and a new one takes its place.
+        final = full_pool(h)
+        assert {a.host_if_name for a in af_packet.dump(h.vpp)} == set(final)
+        assert links(pool.HOST_IFNAME) == set(final)
+        assert len(links(pool.SPARE_IFNAME)) == 3
+
+
+def test_a_pod_with_its_own_mtu_gets_a_new_interface(pods: Pods) -> None:
+    from tests.podnet import harness
+
+    with running_agent(**SPARES) as h:
+        spares = full_pool(h)
+        ns, cid = pods.netns(1), container_id(1)
+        req = h.request(cid, ns)
+        req.config = json.dumps({**harness.NETCONF, "mtu": 1400}).encode()
+        reply = h.stub().Add(req, timeout=30)
+        assert not reply.HasField("error"), reply.error
+        assert h.agent.pod_network.attachments()[0].host_ifname == vpp_kinds.host_ifname(cid, "eth0")
+        assert spare_interfaces(h.vpp) == spares  # untouched
+
+
+def test_a_restarted_agent_replaces_the_spares_and_keeps_the_pods(pods: Pods, tmp_path) -> None:
+    state = str(tmp_path / "state")
+    ns, cid = pods.netns(1), container_id(1)
+    with running_agent(state_dir=state, **SPARES) as h:
+        full_pool(h)
+        _, err = h.add(cid, ns, pod="web")
+        assert err is None, err
+        pod_host = h.agent.pod_network.attachments()[0].host_ifname
+        old = full_pool(h)
+    # The VPP (emulator) went with the first agent; the veths are the node's.
+    assert links(pool.HOST_IFNAME) == set(old) | {pod_host}
+    with running_agent(state_dir=state, **SPARES) as h:
+        new = full_pool(h)
+        assert not set(new) & set(old)
+        assert links(pool.HOST_IFNAME) == set(new) | {pod_host}  # the old spares' veths are gone
+        assert links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in set(new) | {pod_host}}
+        assert h.agent.pod_network.attachments()[0].host_ifname == pod_host
+        assert h.delete(cid, ns, pod="web") is None
+    for name in links(pool.HOST_IFNAME):
+        subprocess.run(["ip", "link", "del", name], check=False)
+
+
+def test_a_pod_add_recomputes_the_pod_features_only(pods: Pods) -> None:
+    with running_agent(VPPAGENT_SERVICES="true", **SPARES) as h:
+        full_pool(h)
+        services = next(f for f in h.agent.features if f.name == "services")
+        calls = []
+        original = services.desired
+        services.desired = lambda cluster: (calls.append(1), original(cluster))[1]
+        ns = pods.netns(1)
+        _, err = h.add(container_id(1), ns, pod="web")
+        assert err is None, err
+        tag_key = vpp_kinds.interface_name(container_id(1), "eth0")
+        assert any(k.kind == vpp_kinds.KIND and k.id == tag_key for k in h.agent.reconciler.desired)
+        assert calls == []
+        assert h.delete(container_id(1), ns, pod="web") is None
+        assert not any(k.kind == vpp_kinds.KIND for k in h.agent.reconciler.desired)
+        assert calls == []
+
+
+@pytest.mark.real_vpp
+@pytest.mark.skipif(bool(real_vpp_reason()), reason=real_vpp_reason() or "")
+def test_pods_on_spares_ping_through_a_real_vpp(pods: Pods) -> None:
+    with running_agent(vpp_bin=vpp_binary(), **SPARES) as h:
+        full_pool(h)
+        a, b = pods.netns(1), pods.netns(2)
+        ra, err = h.add(container_id(1), a, pod="a")
+        assert err is None, err
+        rb, err = h.add(container_id(2), b, pod="b")
+        assert err is None, err
+        spare_hosts = {x.host_ifname for x in h.agent.pod_network.attachments()}
+        assert all(pool.HOST_IFNAME.fullmatch(n) for n in spare_hosts)
+        ip_b = rb["ips"][0]["address"].split("/")[0]
+        ping = pods.exec(a, "ping", "-c", "3", "-i", "0.2", "-W", "2", ip_b)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        # TCP, whose checksums the macvlans leave to their parents.
+        import sys
+        import time
+
+        from tests.podnet.test_real_vpp import _TCP_CLIENT, _TCP_SERVER
+        server = subprocess.Popen(["ip", "netns", "exec", os.path.basename(b), sys.executable, "-c", _TCP_SERVER],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)
+            client = pods.exec(a, sys.executable, "-c", _TCP_CLIENT, ip_b)
+            assert client.returncode == 0, client.stderr
+            assert client.stdout.strip() == f"pong:ping:{ra['ips'][0]['address'].split('/')[0]}"
+        finally:
+            server.wait(timeout=20)
+        for n, ns in ((1, a), (2, b)):
+            assert h.delete(container_id(n), ns) is None
+        assert pod_interfaces(h.vpp) == {}
+        final = full_pool(h)
+        assert {x.host_if_name for x in af_packet.dump(h.vpp)} == set(final)

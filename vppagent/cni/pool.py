@@ -1,0 +1,297 @@
+"""Spare veth + af_packet pod interfaces, made before pods ask for them.
+
+Why: VPP attaches an af_packet socket in 40-60 ms, almost all of it in the
+kernel waiting for RCU grace periods (ring setup, bind and close each call
+``synchronize_net``), and VPP's main thread answers no API call meanwhile.
+That is most of a pod ADD. A spare is a veth pair in the agent's namespace:
+VPP has already attached one end (``vpw…``, tagged ``vppagent:spare:<name>``,
+admin down); the other (``vpx…``) is up, without addresses. An ADD that
+finds one creates the pod's interface as a macvlan on ``vpx…`` directly in
+the pod's namespace (one netlink request, about 2 ms: moving a veth end
+into a namespace instead waits for RCU, 15-30 ms measured), and hands the
+VPP interface to the pod: the pod-interface kind re-tags and configures it
+instead of attaching anew. The pod's frames go macvlan -> vpx -> vpw -> VPP.
+
+Filling: a thread makes one spare at a time, and only after the CNI has been
+idle for ``idle_s``, because making one blocks VPP's API for the duration:
+a refill never delays an ADD by more than one attach. Spares are not kept
+across agent restarts: recovery deletes their veths (``spare_links``) and
+the reconciler deletes their VPP interfaces (not desired any more).
+
+Owns: ``SparePool`` (spares, filling, take, hand-over bookkeeping) and the
+``pod-spare`` reconciler kind. Must not: choose drivers, touch a pod's
+namespace beyond the move (``pods.py`` configures it), talk to VPP except
+through the kind.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vppagent.cni import linux
+from vppagent.reconcile import Found, Intent, Key, Resolver, default_is_retriable
+from vppagent.vpp import af_packet, interfaces
+from vppagent.vpp.client import VppClient
+from vppagent.vpp.errors import VppApiError
+from vppagent.vpp.retvals import Retval
+
+log = logging.getLogger(__name__)
+
+KIND = "pod-spare"
+TAG_PREFIX = "vppagent:spare:"
+HOST_IFNAME = re.compile(r"vpw[0-9a-f]{12}")    # the end VPP attaches
+SPARE_IFNAME = re.compile(r"vpx[0-9a-f]{12}")   # the end the pod's macvlan sits on
+AF_PACKET_FLAGS = af_packet.Flags.QDISC_BYPASS | af_packet.Flags.CKSUM_GSO
+
+
+def frame_size(mtu: int) -> int:
+    """The af_packet frame for ``mtu``: 2048 unless jumbo frames need more (VPP's default otherwise)."""
+    size = 2048
+    while size < mtu + 256:  # L2 header, VLAN, tpacket header, alignment
+        size *= 2
+    return size
+
+
+def attach_af_packet(vpp: VppClient, host_ifname: str, mac: str, mtu: int, tx_frames_per_block: int) -> int:
+    """Attach a pod veth's host end with a TX ring sized for a pod (VPP's default is 66 MB)."""
+    frame = frame_size(mtu)
+    return af_packet.create(vpp, host_ifname, mac=mac, flags=AF_PACKET_FLAGS,
+                            tx_frame_size=frame if frame > 2048 * 33 else 0,
+                            tx_frames_per_block=tx_frames_per_block)
+
+
+@dataclass(frozen=True)
+class Spare:
+    """One spare as the reconciler sees it: the veth host end VPP attaches, VPP's MAC, the MTU."""
+
+    host_ifname: str
+    mac: str
+    mtu: int
+
+    @property
+    def key(self) -> Key:
+        return Key(KIND, self.host_ifname)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A spare handed to a pod: its VPP interface, and the link the pod's macvlan sits on."""
+
+    spare: Spare
+    sw_if_index: int
+
+    @property
+    def parent_ifname(self) -> str:
+        return parent_of(self.spare.host_ifname)
+
+
+class SparePool:
+    """Spares for ``mtu``-sized veth pods; ``size`` 0 disables the pool."""
+
+    def __init__(self, *, size: int, mtu: int, submit: Callable[[], None], idle_s: float = 0.05):
+        self.size = size
+        self.mtu = mtu
+        self.idle_s = idle_s
+        self._submit = submit
+        self._lock = threading.Lock()
+        self._pending: dict[str, Spare] = {}            # host ifname -> spare, VPP not done yet
+        self._ready: dict[str, tuple[Spare, int]] = {}  # host ifname -> (spare, sw_if_index)
+        # Taken by an ADD in progress: still desired, so that a failed ADD leaves
+        # the reconciler to delete it (``release``) and a resync finds it owned.
+        self._taken: dict[str, Spare] = {}
+        self._handed_over: set[str] = set()  # released to a pod: deleting the intent must not touch VPP
+        self._last_activity = 0.0
+        self._failures = 0
+        self._not_before = 0.0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- filling (its own thread) ---------------------------------------------------------
+
+    def start(self) -> None:
+        if self.size > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pod-spares", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.idle_s)
+            self._wake.clear()
+            if self._should_fill():
+                self._fill_one()
+
+    def _should_fill(self) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return (not self._pending and len(self._ready) < self.size and now >= self._not_before
+                    and now - self._last_activity >= self.idle_s)
+
+    def _fill_one(self) -> None:
+        suffix = secrets.token_hex(6)
+        host, spare_name = f"vpw{suffix}", f"vpx{suffix}"
+        try:
+            linux.create_spare_veth(host, spare_name, self.mtu)
+        except linux.LinuxNetError as e:
+            self._backoff("cannot create a spare veth", str(e))
+            return
+        spare = Spare(host, _spare_mac(host), self.mtu)
+        with self._lock:
+            self._pending[host] = spare
+        self._submit()
+
+    def _backoff(self, what: str, error: str) -> None:
+        self._failures += 1
+        delay = min(60.0, 0.5 * 2 ** min(self._failures - 1, 7))
+        with self._lock:
+            self._not_before = time.monotonic() + delay
+        log.warning(what, extra={"error": error, "retry_in_s": delay})
+
+    # -- the reconciler thread --------------------------------------------------------------
+
+    def intents(self) -> list[Intent]:
+        with self._lock:
+            spares = (list(self._pending.values()) + [r[0] for r in self._ready.values()]
+                      + list(self._taken.values()))
+        return [Intent(KIND, s) for s in spares]
+
+    def settle(self, applied: Mapping[Key, Any], failures: Mapping[Key, Any]) -> None:
+        """Pending spares that VPP now holds become ready; refused ones are dropped."""
+        with self._lock:
+            pending = list(self._pending.items())
+        for host, spare in pending:
+            a = applied.get(spare.key)
+            if a is not None and a.value == spare:
+                with self._lock:
+                    if self._pending.pop(host, None) is not None:
+                        self._ready[host] = (spare, a.handle)
+                        self._failures = 0
+                self._wake.set()
+            elif spare.key in failures:
+                with self._lock:
+                    self._pending.pop(host, None)
+                linux.delete_host_link(host)
+                self._backoff("VPP refused a spare pod interface", str(failures[spare.key].error))
+                self._submit()
+
+    def handed_over(self, host_ifname: str) -> bool:
+        """Whether the spare's VPP interface now belongs to a pod (consumes the mark)."""
+        with self._lock:
+            if host_ifname in self._handed_over:
+                self._handed_over.discard(host_ifname)
+                return True
+            return False
+
+    # -- CNI threads ------------------------------------------------------------------------------
+
+    def note_activity(self) -> None:
+        with self._lock:
+            self._last_activity = time.monotonic()
+
+    def take(self, mtu: int) -> Taken | None:
+        """A ready spare for an ``mtu`` pod, or None (the caller makes an interface the slow way)."""
+        with self._lock:
+            self._last_activity = time.monotonic()
+            if mtu != self.mtu or not self._ready:
+                return None
+            host, (spare, sw_if_index) = self._ready.popitem()
+            self._taken[host] = spare
+        self._wake.set()
+        return Taken(spare, sw_if_index)
+
+    def release(self, taken: Taken, *, adopted: bool) -> None:
+        """The ADD that took ``taken`` is over: its VPP interface is the pod's (``adopted``),
+        or the ADD failed and the reconciler deletes the spare. Takes effect at the next recompute."""
+        host = taken.spare.host_ifname
+        with self._lock:
+            if self._taken.pop(host, None) is not None and adopted:
+                self._handed_over.add(host)
+
+    def counts(self) -> tuple[int, int]:
+        """(ready, being made)."""
+        with self._lock:
+            return len(self._ready), len(self._pending)
+
+
+
+
+def parent_of(host_ifname: str) -> str:
+    """The veth end a spare's pod macvlan sits on, from the end VPP attaches."""
+    return "vpx" + host_ifname[3:]
+
+
+def _spare_mac(host_ifname: str) -> str:
+    """VPP's MAC on a spare: locally administered, from the name (which is random)."""
+    h = host_ifname[3:]
+    return "02:fd:" + ":".join(h[i:i + 2] for i in range(0, 8, 2))
+
+
+def spare_links() -> list[str]:
+    """Both ends of spare veths in this namespace (for recovery after a restart)."""
+    return linux.host_links(HOST_IFNAME) + linux.host_links(SPARE_IFNAME)
+
+
+class SpareDescriptor:
+    """Spare af_packet interfaces by tag. ``delete`` of a spare handed to a pod does nothing."""
+
+    kind = KIND
+    retrieve_after: tuple[str, ...] = ()
+
+    def __init__(self, pool: SparePool, *, tx_frames_per_block: int = 64):
+        self.pool = pool
+        self.tx_frames_per_block = tx_frames_per_block
+
+    def key(self, value: Spare) -> str:
+        return value.host_ifname
+
+    def dependencies(self, value: Spare) -> Iterable[Key]:
+        return ()
+
+    def create(self, vpp: VppClient, value: Spare, resolver: Resolver) -> int:
+        sw_if_index = attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.tx_frames_per_block)
+        try:
+            interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.host_ifname)
+            interfaces.set_mtu(vpp, sw_if_index, value.mtu)
+        except Exception:
+            af_packet.delete(vpp, value.host_ifname)
+            raise
+        return sw_if_index
+
+    def can_update(self, old: Spare, new: Spare) -> bool:
+        return False
+
+    def update(self, vpp: VppClient, old: Spare, handle: Any, new: Spare, resolver: Resolver) -> Any:
+        raise NotImplementedError("spares are re-created, never updated")
+
+    def delete(self, vpp: VppClient, value: Spare, handle: Any, resolver: Resolver) -> None:
+        if self.pool.handed_over(value.host_ifname):
+            return  # the pod-interface kind owns it now
+        try:
+            af_packet.delete(vpp, value.host_ifname)
+        except VppApiError as e:
+            if e.retval not in (Retval.INVALID_SW_IF_INDEX, Retval.NO_SUCH_ENTRY, Retval.INVALID_INTERFACE):
+                raise
+
+    def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[Spare]]:
+        ours = [i for i in interfaces.dump(vpp) if i.tag.startswith(TAG_PREFIX)]
+        return [Found(Spare(i.tag[len(TAG_PREFIX):], i.mac, i.mtu), i.sw_if_index) for i in ours]
+
+    def is_retriable(self, error: Exception) -> bool:
+        return default_is_retriable(error)
+
+
+__all__ = ["HOST_IFNAME", "KIND", "SPARE_IFNAME", "Spare", "SpareDescriptor", "SparePool", "TAG_PREFIX", "Taken",
+           "attach_af_packet", "frame_size", "parent_of", "spare_links"]
