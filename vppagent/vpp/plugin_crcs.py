@@ -30,4 +30,18 @@ OPTIONAL_CRCS: dict[str, str] = {
     "kpol_policy_dump": "0xad833868",
     "kpol_policy_set": "0x2a0a0f4c",
     "kpol_policy_set_reply": "0xe8d4e804",
+    # Our own plugin vpp_plugins/ksvc, pinned from plugin_api/ksvc.api.json; optional
+    # likewise (``ksvc.available`` checks them).
+    "ksvc_enable_disable": "0xae6cfcfb",
+    "ksvc_enable_disable_reply": "0xe8d4e804",
+    "ksvc_interface_details": "0x0b45011c",
+    "ksvc_interface_dump": "0x51077d14",
+    "ksvc_service_del": "0xa8609eaf",
+    "ksvc_service_del_reply": "0xe8d4e804",
+    "ksvc_service_details": "0xb0e83ed1",
+    "ksvc_service_dump": "0x51077d14",
+    "ksvc_service_update": "0xd9425438",
+    "ksvc_service_update_reply": "0x2d1071c3",
+    "ksvc_stats": "0x51077d14",
+    "ksvc_stats_reply": "0x5b5fa7ca",
 }
