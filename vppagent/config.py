@@ -245,6 +245,9 @@ KEYS: tuple[KeySpec, ...] = (
             "src-ip, dst-ip, src-port, dst-port, proto)"),
     KeySpec("service_snat", True, _bool,
             "source-NAT pod traffic leaving the cluster, and NodePort traffic sent to a remote backend"),
+    KeySpec("service_reject", True, _bool,
+            "answer ICMP unreachable for cluster, LoadBalancer and external IPs on ports nothing translates "
+            "(a Service without endpoints), as kube-proxy rejects; false: such traffic is routed as any"),
 )
 
 
@@ -291,6 +294,7 @@ class Config:
     node_port_range: tuple[int, int]
     service_hash_fields: tuple[str, ...]
     service_snat: bool
+    service_reject: bool
     config_file: str | None = None
 
 

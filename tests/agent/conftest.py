@@ -63,6 +63,7 @@ def agent_env(socket_path: str, **over: str) -> dict[str, str]:
         "VPPAGENT_PODS": "false",
         "VPPAGENT_POLICIES": "false",
         "VPPAGENT_SERVICE_SNAT": "false",
+        "VPPAGENT_SERVICE_REJECT": "false",
         # Every test agent gets its own status socket (the default path is the node's, and a
         # second agent on one path is refused), and reads no stats segment.
         "VPPAGENT_STATUS_SOCKET": os.path.join(tempfile.gettempdir(),

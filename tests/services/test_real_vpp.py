@@ -156,10 +156,14 @@ def topo():
         pytest.skip("needs VPPAGENT_VPP_BIN: the test starts a private VPP")
     sfx = secrets.token_hex(3)
     with ExitStack() as stack:
-        proc = stack.enter_context(VppProcess(os.environ["VPPAGENT_VPP_BIN"]))
+        # With VPPAGENT_KSVC_PLUGIN_DIR, ClientIP affinity goes through our ksvc plugin.
+        ksvc_dir = os.environ.get("VPPAGENT_KSVC_PLUGIN_DIR", "")
+        proc = stack.enter_context(VppProcess(os.environ["VPPAGENT_VPP_BIN"],
+                                              plugin_paths=(ksvc_dir,) if ksvc_dir else ()))
         # Only the families this test uses are checked (not every family the agent pins).
         defs = load_definitions(api_dir())
         required = catalog.required_messages(defs, catalog.requests([af_packet, interfaces, routes, neighbors, cnat]))
+        required = {k: v for k, v in required.items() if not k.startswith("ksvc_")}
         vpp = stack.enter_context(VppClient(str(proc.paths.api_socket), definitions=defs, required=required).connect())
         loopback = interfaces.create_loopback(vpp)
         interfaces.add_address(vpp, loopback, GATEWAY)
@@ -190,7 +194,8 @@ def topo():
         _server(stack, ns["client"], "client", "10.99.1.2", 8080)
         _server(stack, ns["outside"], "remote", REMOTE_POD, 8080)
 
-        driver = Driver(vpp, snat=True)
+        driver = Driver(vpp, snat=True, reject_vips=True)
+        driver.feature.bind_vpp(vpp)
         upsert(driver.cluster, Node(ME, internal_ips=(NODE_IP.ip,)))
         driver.full()  # the SNAT entry first: the interface maps hang off it
         for role, name in ((InterfaceRole.POD, "client"), (InterfaceRole.POD, "backend"),
@@ -257,3 +262,40 @@ def test_without_cnat_on_the_ingress_interface_a_vip_is_not_translated(topo: Top
     finally:
         cnat.enable_feature(topo.vpp, topo.sw_if_index["uplink"], True)
     assert topo.connect_retrying("outside", str(NODE_IP.ip), 30083, "backend").startswith("backend")
+
+
+def test_a_service_without_endpoints_rejects_at_once_then_serves(topo: Topology) -> None:
+    program(topo, svc("empty", ips=("10.96.0.16",)))
+    got = topo.connect("client", "10.96.0.16", 80)
+    # ICMP unreachable from VPP: the connect fails at once ("No route to host"), not after a timeout.
+    assert got.startswith("error") and "No route to host" in got, got
+    program(topo, svc("empty", ips=("10.96.0.16",)), eps("empty-a", "empty", [ep("10.99.1.3")]))
+    assert topo.connect_retrying("client", "10.96.0.16", 80, "backend") == "backend 10.99.1.2"
+
+
+def test_client_ip_affinity_with_its_timeout_through_ksvc(topo: Topology) -> None:
+    from vppagent.vpp import ksvc
+
+    if not ksvc.available(topo.vpp):
+        pytest.skip("VPP has no ksvc plugin: set VPPAGENT_KSVC_PLUGIN_DIR (cmake -S vpp_plugins ...)")
+    import dataclasses
+
+    from vppagent.model.k8s import SessionAffinity
+
+    sticky = dataclasses.replace(svc("sticky", ips=("10.96.0.17",)), session_affinity=SessionAffinity.CLIENT_IP,
+                                 session_affinity_timeout_s=1)
+    program(topo, sticky, eps("sticky-a", "sticky", [ep("10.99.1.3"), ep(REMOTE_POD, node="node-2")]))
+    assert [str(s.vip) for s in ksvc.service_dump(topo.vpp)] == ["10.96.0.17"]
+    first = topo.connect_retrying("client", "10.96.0.17", 80, "")
+    assert first.split()[0] in ("backend", "remote"), first
+    # Within the timeout every new connection (new source port) goes to the same backend,
+    # which sees the client pod's own address.
+    stats0 = ksvc.stats(topo.vpp)
+    got = {topo.connect("client", "10.96.0.17", 80) for _ in range(6)}
+    assert got == {first}
+    assert ksvc.stats(topo.vpp).affinity_hits - stats0.affinity_hits >= 6
+    # After the timeout the next connection is a new choice (counted by the plugin).
+    time.sleep(1.5)
+    stats1 = ksvc.stats(topo.vpp)
+    assert topo.connect("client", "10.96.0.17", 80).split()[0] in ("backend", "remote")
+    assert ksvc.stats(topo.vpp).affinity_new == stats1.affinity_new + 1

@@ -45,9 +45,10 @@ class Hop:
     next_hop: IpAddress | None = None
     via: Key | None = None
     weight: int = 1
+    type: routes.PathType = routes.PathType.NORMAL  # e.g. ICMP_UNREACH: no next hop, no interface
 
-    def sort_key(self) -> tuple[str, str, int]:
-        return (str(self.next_hop or ""), str(self.via or ""), self.weight)
+    def sort_key(self) -> tuple[str, str, int, int]:
+        return (str(self.next_hop or ""), str(self.via or ""), self.weight, int(self.type))
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class OwnedRoute:
             # VPP reports a host route through an interface with the host
             # itself as next hop (an attached next hop): one meaning, one value.
             host = self.prefix.network_address
-            hops = tuple(Hop(None, h.via, h.weight) if h.via is not None and h.next_hop == host else h
+            hops = tuple(Hop(None, h.via, h.weight, h.type) if h.via is not None and h.next_hop == host else h
                          for h in hops)
         # VPP reports paths in its own order; compare routes as sets of hops.
         ordered = tuple(sorted(set(hops), key=Hop.sort_key))
@@ -79,10 +80,14 @@ class RouteDescriptor:
     """Routes of one feature; batchable (one ``ip_route_add_del`` per operation)."""
 
     def __init__(self, kind: str, owns: Owns, tables: Callable[[], Iterable[tuple[int, bool]]],
-                 *, interface_kinds: tuple[str, ...] = ()):
+                 *, interface_kinds: tuple[str, ...] = (),
+                 path_types: frozenset[routes.PathType] = frozenset({routes.PathType.NORMAL})):
         """``tables()`` lists the (table_id, ipv6) pairs retrieve reads; ``interface_kinds``
-        are the kinds whose handles are sw_if_indexes that hops may go through."""
+        are the kinds whose handles are sw_if_indexes that hops may go through; routes with
+        a path of a type outside ``path_types`` are never this kind's (VPP's own receive,
+        drop and special entries)."""
         self.kind = kind
+        self._path_types = path_types
         self.retrieve_after = interface_kinds
         self._owns = owns
         self._tables = tables
@@ -101,6 +106,7 @@ class RouteDescriptor:
                 next_hop=h.next_hop,
                 table_id=value.table_id,
                 weight=h.weight,
+                type=h.type,
             )
             for h in value.hops
         )
@@ -153,9 +159,10 @@ class RouteDescriptor:
             for r in table:
                 if not self._owns(r.table_id, r.prefix):
                     continue
-                if not r.paths or any(p.type != routes.PathType.NORMAL for p in r.paths):
-                    continue  # VPP's own entries (receive, drop, special): never ours
-                hops = tuple(Hop(p.next_hop, self._via(p.sw_if_index, resolver), p.weight) for p in r.paths)
+                if not r.paths or any(p.type not in self._path_types for p in r.paths):
+                    continue
+                hops = tuple(Hop(p.next_hop, self._via(p.sw_if_index, resolver), p.weight, p.type)
+                             for p in r.paths)
                 out.append(Found(OwnedRoute(r.prefix, hops, r.table_id)))
         return out
 

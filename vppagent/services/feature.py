@@ -1,5 +1,9 @@
 """The services feature: every Service of the cluster as cnat translations, plus the SNAT entry.
 
+Also: a reject route per owned cluster/external IP (``reject``), and, when
+VPP has our ksvc plugin, the cluster IPs of ClientIP-affinity Services as
+ksvc services instead of translations (``affinity``).
+
 Owns ``ServiceTranslations`` (the agent's Feature for services):
 
 - ``desired(cluster)``: the full desired set (first sync, resync, any
@@ -22,16 +26,23 @@ cluster state (read only), the agent's queue.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vppagent.model.k8s import EndpointSlice, Node, ObjectKey, Service
+from vppagent.model.k8s.service import ServiceType, SessionAffinity
 from vppagent.reconcile import Delta, Descriptor, Intent, Problem
+from vppagent.vpp import ksvc
+from vppagent.vpp.client import VppClient
 
+from . import affinity, reject
 from . import snat as snat_kind
 from .expansion import Scope, expand, flow_hash_of
 from .translations import KIND, ServiceTranslation, TranslationDescriptor, TranslationKey
+
+log = logging.getLogger(__name__)
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,6 +70,7 @@ class _Entry:
     slices: tuple[EndpointSlice, ...]
     intents: list[Intent]
     problems: list[Problem]
+    rejects: tuple[IpAddress, ...] = ()  # VIPs that get a reject route (see ``reject``)
 
 
 class ServiceTranslations:
@@ -70,7 +82,7 @@ class ServiceTranslations:
     def __init__(self, service_cidrs: Sequence[IpNetwork], *, external_cidrs: Sequence[IpNetwork] = (),
                  node_port_range: tuple[int, int] = (30000, 32767), node_name: str = "",
                  hash_fields: Sequence[str] = ALL_HASH_FIELDS, snat: bool = False,
-                 cluster_cidrs: Sequence[IpNetwork] = ()):
+                 cluster_cidrs: Sequence[IpNetwork] = (), tables: Sequence[int] = (0,), reject_vips: bool = False):
         self._base = Scope(tuple(service_cidrs), tuple(external_cidrs), tuple(node_port_range), node_name,
                            (), flow_hash_of(hash_fields))
         self.scope = self._base
@@ -84,14 +96,21 @@ class ServiceTranslations:
         self._orphans: dict[ObjectKey, Problem] = {}
         self._snat_intents: list[Intent] = []
         self._snat_problems: list[Problem] = []
+        self.reject_vips = reject_vips
+        self._rejects = reject.RejectRefs(sorted(set(tables)))
+        self._reject_descriptor = reject.descriptor(self._rejects.tables, self._owns_reject_vip)
+        self._affinity_descriptor = affinity.AffinityDescriptor(lambda vip: self.scope.owns_cluster_ip(vip))
+        self._vpp: VppClient | None = None
+        self._ksvc = False  # ClientIP affinity by the ksvc plugin (else cnat's source hash)
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ServiceTranslations":
         """From the agent's ``Config`` (service_cidrs, service_external_cidrs, node_port_range,
-        service_hash_fields, service_snat, cluster_cidrs, node_name)."""
+        service_hash_fields, service_snat, service_reject, cluster_cidrs, node_name, pod_table_id)."""
         return cls(cfg.service_cidrs, external_cidrs=cfg.service_external_cidrs,
                    node_port_range=cfg.node_port_range, node_name=cfg.node_name,
-                   hash_fields=cfg.service_hash_fields, snat=cfg.service_snat, cluster_cidrs=cfg.cluster_cidrs)
+                   hash_fields=cfg.service_hash_fields, snat=cfg.service_snat, cluster_cidrs=cfg.cluster_cidrs,
+                   tables=(0, cfg.pod_table_id), reject_vips=cfg.service_reject)
 
     @property
     def service_cidrs(self) -> tuple[IpNetwork, ...]:
@@ -113,13 +132,31 @@ class ServiceTranslations:
     def _expected(self, key: TranslationKey) -> ServiceTranslation | None:
         return self._by_key.get(key)
 
+    def _owns_reject_vip(self, vip: IpAddress) -> bool:
+        return (self.scope.owns_cluster_ip(vip) or self.scope.owns_external_ip(vip)) \
+            and not self.scope.is_node_address(vip)
+
     def descriptors(self) -> list[Descriptor[Any]]:
-        return [self._descriptor, self._snat_descriptor] if self.snat else [self._descriptor]
+        out: list[Descriptor[Any]] = [self._descriptor, self._reject_descriptor, self._affinity_descriptor]
+        return out + [self._snat_descriptor] if self.snat else out
+
+    def bind_vpp(self, vpp: VppClient) -> None:
+        self._vpp = vpp
+
+    def _choose_affinity(self) -> None:
+        """ksvc or cnat for ClientIP affinity: follows the connected VPP (a restart may change it)."""
+        use = self._vpp is not None and self._vpp.connected and ksvc.available(self._vpp)
+        if use != self._ksvc:
+            self._ksvc = use
+            self._memo = {} if self._memo is not None else None  # affinity Services move
+            log.info("ClientIP session affinity by " + ("the ksvc plugin (with its timeout)" if use else
+                     "cnat's source-address hash (no timeout: VPP lacks the ksvc plugin)"))
 
     # -- the full path --------------------------------------------------------------
 
     def desired(self, cluster: ServicesView) -> tuple[list[Intent], list[Problem]]:
         self._set_node(cluster)
+        self._choose_affinity()
         old = self._memo or {}
         memo: dict[ObjectKey, _Entry] = {}
         for key, svc in cluster.services.items():
@@ -129,11 +166,15 @@ class ServiceTranslations:
                 else self._expand(key, svc, slices)
         self._memo = memo
         self._by_key = {}
+        self._rejects.reset()
         intents: list[Intent] = []
-        for entry in memo.values():
+        for key, entry in memo.items():
             for i in entry.intents:
-                self._by_key.setdefault(i.value.key, i.value)
+                if i.kind == KIND:
+                    self._by_key.setdefault(i.value.key, i.value)
             intents.extend(entry.intents)
+            self._rejects.set(key, (), entry.rejects, [], [])
+        intents.extend(self._rejects.intents())
         all_slices: Mapping[ObjectKey, EndpointSlice] = getattr(cluster, "slices", {}) or {}
         self._slice_owner = {}
         self._orphans = {}
@@ -187,6 +228,7 @@ class ServiceTranslations:
                 if old is not None:
                     del self._memo[key]
                     removed.extend(old.intents)
+                    self._rejects.set(key, old.rejects, (), removed, added)
                 continue
             slices = tuple(cluster.slices_of(key))
             if old is not None and old.service == svc and old.slices == slices:
@@ -198,11 +240,13 @@ class ServiceTranslations:
             if old is not None:
                 removed.extend(i for i in old.intents if i not in after)
             added.extend(i for i in entry.intents if i not in before)
+            self._rejects.set(key, old.rejects if old is not None else (), entry.rejects, removed, added)
         for i in removed:
-            if self._by_key.get(i.value.key) == i.value:
+            if i.kind == KIND and self._by_key.get(i.value.key) == i.value:
                 del self._by_key[i.value.key]
         for i in added:
-            self._by_key[i.value.key] = i.value
+            if i.kind == KIND:
+                self._by_key[i.value.key] = i.value
         return Delta(removed, added, self.problems())
 
     # -- helpers ---------------------------------------------------------------------
@@ -215,7 +259,14 @@ class ServiceTranslations:
 
     def _expand(self, key: ObjectKey, svc: Service, slices: tuple[EndpointSlice, ...]) -> _Entry:
         values, problems = expand(svc, slices, self.scope)
-        return _Entry(svc, slices, [Intent(KIND, v, key) for v in values], problems)
+        by_ksvc = self._ksvc and svc.session_affinity is SessionAffinity.CLIENT_IP
+        intents = [Intent(affinity.KIND, affinity.from_translation(v, svc.session_affinity_timeout_s), key)
+                   if by_ksvc and self.scope.owns_cluster_ip(v.vip) else Intent(KIND, v, key) for v in values]
+        programmed = bool(svc.cluster_ips) and not svc.headless and svc.type is not ServiceType.EXTERNAL_NAME \
+            and not any(p.reason == "InvalidService" for p in problems)
+        rejects = tuple(ip for ip in (*svc.cluster_ips, *svc.lb_ingress_ips, *svc.external_ips)
+                        if self._owns_reject_vip(ip)) if programmed and self.reject_vips else ()
+        return _Entry(svc, slices, intents, problems, tuple(dict.fromkeys(rejects)))
 
     def _check_orphan(self, cluster: ServicesView, key: ObjectKey, s: EndpointSlice) -> None:
         svc_key = s.service_key

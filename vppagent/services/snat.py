@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
-from vppagent.vpp import cnat
+from vppagent.vpp import cnat, ksvc
 from vppagent.vpp.client import VppClient
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -106,10 +106,17 @@ class InterfaceRole(StrEnum):
     HOST = "host"  # the host's interface (tap): traffic punted to the host is never NATed
 
 
+# Where ksvc's clients are: it serves cluster IPs, which only pods and the host reach.
+_KSVC_ROLES = frozenset({InterfaceRole.POD, InterfaceRole.HOST})
+
+
 def attach_interface(vpp: VppClient, sw_if_index: int, role: InterfaceRole, *, snat: bool = True) -> None:
     """Put cnat on ``sw_if_index`` for its role (idempotent); ``snat``: add it to the SNAT maps too
-    (needs the SNAT entry: program ``cnat-snat`` first)."""
+    (needs the SNAT entry: program ``cnat-snat`` first). Pod and host interfaces also get the
+    ksvc plugin's nodes when VPP has it (ClientIP affinity: ``affinity``)."""
     cnat.enable_feature(vpp, sw_if_index, True)
+    if role in _KSVC_ROLES and ksvc.available(vpp):
+        ksvc.enable(vpp, sw_if_index, True)
     if not snat:
         return
     if role is InterfaceRole.POD:
@@ -126,4 +133,6 @@ def detach_interface(vpp: VppClient, sw_if_index: int, role: InterfaceRole, *, s
                   InterfaceRole.HOST: (cnat.SnatIfTable.HOST,)}.get(role, ())
         for table in tables:
             cnat.set_snat_interface(vpp, sw_if_index, table, enable=False)
+    if role in _KSVC_ROLES and ksvc.available(vpp):
+        ksvc.enable(vpp, sw_if_index, False)
     cnat.enable_feature(vpp, sw_if_index, False)
