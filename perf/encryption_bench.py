@@ -225,8 +225,8 @@ def data_plane(seconds: int) -> dict:
         runs = []
         for mode, kind in (("flat", "none"), ("ipip", "none"), ("vxlan", "none"), ("ipip", "ipsec"),
                            ("ipip", "wireguard")):
-            agents = _real_agents(topo, work / f"{mode}-{kind}", mode, clock)
-            _real_program(agents, _real_cluster(kind))
+            agents = real_agents(topo, work / f"{mode}-{kind}", mode, clock)
+            real_program(agents, real_cluster(kind))
             topo.exec("node-a", "ping", "-c", "3", "-i", "0.2", "-W", "2", b_ip)  # handshakes, ARP
             server = subprocess.Popen(["ip", "netns", "exec", topo.nodes["node-b"].pod_ns, "iperf3", "-s", "-1"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -252,12 +252,12 @@ def data_plane(seconds: int) -> dict:
                 server.kill()
                 server.wait(timeout=10)
             runs.append(row)
-            _real_clear(agents)
+            real_clear(agents)
         out["iperf3"] = runs
         # Live switch ipip -> ipsec under a 100 Hz ping.
-        agents = _real_agents(topo, work / "switch", "ipip", clock)
-        cluster = _real_cluster("none")
-        _real_program(agents, cluster)
+        agents = real_agents(topo, work / "switch", "ipip", clock)
+        cluster = real_cluster("none")
+        real_program(agents, cluster)
         ping = subprocess.Popen(["ip", "netns", "exec", topo.nodes["node-a"].pod_ns, "ping", "-i", "0.01",
                                  "-w", "6", b_ip], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2)
@@ -267,7 +267,7 @@ def data_plane(seconds: int) -> dict:
                 cluster.nodes[n] = dataclasses.replace(
                     cluster.nodes[n], annotations=FrozenMap({**cluster.nodes[n].annotations,
                                                              "vppagent.io/encryption": "ipsec"}))
-            _real_program(agents, cluster)
+            real_program(agents, cluster)
             programmed = time.monotonic() - t0
             while 50 not in cap.ip_protocols() and time.monotonic() - t0 < 5:
                 time.sleep(0.005)
@@ -277,7 +277,7 @@ def data_plane(seconds: int) -> dict:
         out["switch_ipip_to_ipsec"] = {"programmed_s": round(programmed, 3),
                                        "esp_on_wire_after_s": round(esp_after, 3) if esp_after else None,
                                        "ping_100hz": stats}
-        _real_clear(agents)
+        real_clear(agents)
     finally:
         topo.close()
         import shutil as _sh
@@ -285,7 +285,7 @@ def data_plane(seconds: int) -> dict:
     return out
 
 
-def _real_agents(topo, key_dir: Path, mode: str, clock: Clock):
+def real_agents(topo, key_dir: Path, mode: str, clock: Clock):
     out = []
     for name, node in topo.nodes.items():
         f = NodeConnectivity(name, (CLUSTER,), mode=mode, unnumbered=Key(LOOPBACK_KIND, "pod-gateway"),
@@ -298,14 +298,14 @@ def _real_agents(topo, key_dir: Path, mode: str, clock: Clock):
     return out
 
 
-def _real_cluster(kind: str) -> Cluster:
+def real_cluster(kind: str) -> Cluster:
     return Cluster({n: Node(n, pod_cidrs=(ipaddress.ip_network(f"10.244.{i}.0/24"),),
                             internal_ips=(ipaddress.ip_address(f"192.0.2.{i}"),),
                             annotations=FrozenMap({"vppagent.io/encryption": kind}))
                     for i, n in ((1, "node-a"), (2, "node-b"))})
 
 
-def _real_program(agents, cluster: Cluster) -> None:
+def real_program(agents, cluster: Cluster) -> None:
     for _ in range(2):  # compute, publish keys, compute again
         for f, rec in agents:
             converge(f, rec, cluster)
@@ -315,7 +315,7 @@ def _real_program(agents, cluster: Cluster) -> None:
                 node, annotations=FrozenMap({**node.annotations, **f.annotations()}))
 
 
-def _real_clear(agents) -> None:
+def real_clear(agents) -> None:
     for _, rec in agents:
         rec.set_desired([])
         rec.converge()

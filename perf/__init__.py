@@ -1,0 +1,1 @@
+"""Benchmarks of vppagent; ``python -m perf`` runs throughput scenarios (perf/runner)."""

@@ -1,0 +1,1 @@
+"""The throughput runner: scenario files, environments, load generators, measurements and results."""

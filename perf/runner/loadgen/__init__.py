@@ -1,0 +1,1 @@
+"""Load generators: iperf3 (TCP/UDP, parsed JSON) and TRex stateless profiles."""

@@ -1,0 +1,1 @@
+"""What is measured around each load run: VPP graph node clocks and process CPU time."""
