@@ -188,6 +188,13 @@ def pod_link_mac(netns_path: str, ifname: str) -> str | None:
 
 # --- veth -----------------------------------------------------------------
 
+def _ipv6_off(ifname: str) -> None:
+    """No IPv6 on a host end: it carries pods' frames only, and the kernel's own link-local
+    traffic on it (MLD reports, router solicitations) would only reach VPP to be punted."""
+    if os.path.exists(conf := f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"):
+        _write_sysctl(conf, "1", ifname, "")
+
+
 def create_veth(host_ifname: str, netns_path: str, pod_ifname: str = "eth0", mtu: int = 1500) -> str:
     """Create a veth pair: host end here (up), pod end in the namespace; return the pod end's MAC.
 
@@ -213,6 +220,7 @@ def create_veth(host_ifname: str, netns_path: str, pod_ifname: str = "eth0", mtu
                 if idx is None:
                     raise LinuxNetError(f"veth {host_ifname} vanished after creation",
                                         ifname=host_ifname, netns=path)
+                _ipv6_off(host_ifname)
                 ipr.link("set", index=idx, state="up")
                 mac = in_netns(path, lambda: _link_mac(pod_ifname))
                 if mac is None:
@@ -249,8 +257,7 @@ def create_spare_veth(host_ifname: str, spare_ifname: str, mtu: int) -> None:
                 idx = _lookup(ipr, name)
                 if idx is None:
                     raise LinuxNetError(f"veth {name} vanished after creation", ifname=name)
-                if os.path.exists(conf := f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"):
-                    _write_sysctl(conf, "1", name, "")
+                _ipv6_off(name)
                 if name == spare_ifname:
                     _checksum_offload_off(name)  # a macvlan takes its offloads from its parent
                 ipr.link("set", index=idx, state="up")

@@ -144,7 +144,11 @@ class PodNetwork:
         self._ranges: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self._pods: dict[tuple[str, str], Any] = {}
         self._adopt: dict[tuple[str, str], int] = {}  # ADDs in progress that took a spare: its sw_if_index
-        self.pool = SparePool(size=spares if self.driver is Driver.VETH else 0, mtu=mtu, submit=submit)
+        self._intent_memo: dict[tuple[str, str], tuple[Attachment, list[Intent]]] = {}  # reconciler thread only
+        template = pool.Spare("", "", mtu, table_id, vpp_kinds.gateway_loopback(table_id).key,
+                              self.services, self.snat)
+        self.pool = SparePool(size=spares if self.driver is Driver.VETH else 0, mtu=mtu, submit=submit,
+                              template=template)
         self._recover()
         self.pool.start()
 
@@ -188,11 +192,21 @@ class PodNetwork:
             attachments = list(self._attachments.values())
         gateway = vpp_kinds.gateway_loopback(self.table_id)
         intents = [Intent(LOOPBACK_KIND, gateway)] + self.pool.intents()
+        # Per attachment, its intents are computed once (attachments are immutable values):
+        # a pod ADD on a node of hundreds of pods costs a lookup per pod, not their expansion.
+        memo: dict[tuple[str, str], tuple[Attachment, list[Intent]]] = {}
         for a in attachments:
-            origin = ObjectKey("Pod", a.pod_namespace, a.pod_name) if a.pod_name else None
-            for value, routes in self._vpp_objects(a):
-                intents.append(Intent(vpp_kinds.KIND, value, origin))
-                intents.extend(Intent(vpp_kinds.ROUTE_KIND, r, origin) for r in routes)
+            hit = self._intent_memo.get(a.key)
+            if hit is None or hit[0] is not a:
+                origin = ObjectKey("Pod", a.pod_namespace, a.pod_name) if a.pod_name else None
+                mine: list[Intent] = []
+                for value, routes in self._vpp_objects(a):
+                    mine.append(Intent(vpp_kinds.KIND, value, origin))
+                    mine.extend(Intent(vpp_kinds.ROUTE_KIND, r, origin) for r in routes)
+                hit = (a, mine)
+            memo[a.key] = hit
+            intents.extend(hit[1])
+        self._intent_memo = memo
         return intents, problems
 
     def _vpp_objects(self, a: Attachment) -> list[tuple[vpp_kinds.PodInterface, list[Any]]]:
@@ -282,7 +296,7 @@ class PodNetwork:
     def add(self, call: CniCall) -> dict[str, Any]:
         """Attach the pod; returns the CNI 1.0.0 result (without cniVersion)."""
         _validate(call, need_netns=True)
-        with self._container_lock(call.container_id):
+        with self.pool.cni_call(), self._container_lock(call.container_id):
             with self._lock:
                 existing = self._attachments.get(call.key)
             if existing is not None:
@@ -416,8 +430,7 @@ class PodNetwork:
 
     def delete(self, call: CniCall) -> None:
         _validate(call, need_netns=False)
-        self.pool.note_activity()
-        with self._container_lock(call.container_id):
+        with self.pool.cni_call(), self._container_lock(call.container_id):
             with self._lock:
                 a = self._attachments.get(call.key)
             if a is not None:

@@ -12,9 +12,10 @@ into a namespace instead waits for RCU, 15-30 ms measured), and hands the
 VPP interface to the pod: the pod-interface kind re-tags and configures it
 instead of attaching anew. The pod's frames go macvlan -> vpx -> vpw -> VPP.
 
-Filling: a thread makes one spare at a time, and only after the CNI has been
-idle for ``idle_s``, because making one blocks VPP's API for the duration:
-a refill never delays an ADD by more than one attach. Spares are not kept
+Filling: a thread makes one spare at a time, only while no CNI call is under
+way and after the CNI has been idle for ``idle_s``, because making one blocks
+VPP's API for the duration: a refill never delays an ADD by more than one
+attach. Spares are not kept
 across agent restarts: recovery deletes their veths (``spare_links``) and
 the reconciler deletes their VPP interfaces (not desired any more).
 
@@ -30,12 +31,16 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from vppagent.cni import linux
 from vppagent.reconcile import Found, Intent, Key, Resolver, default_is_retriable
+from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
+from vppagent.services import snat
 from vppagent.vpp import af_packet, interfaces
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -67,12 +72,43 @@ def attach_af_packet(vpp: VppClient, host_ifname: str, mac: str, mtu: int, tx_fr
 
 
 @dataclass(frozen=True)
+class BaseConfig:
+    """What a pod interface has before it knows its pod: MTU, table, the gateway loopback
+    it borrows its address from (its sw_if_index), cnat (and SNAT maps)."""
+
+    mtu: int
+    table_id: int
+    gateway: int | None
+    cnat: bool
+    snat: bool
+
+
+def base_config(vpp: VppClient, sw_if_index: int, c: BaseConfig) -> None:
+    interfaces.set_mtu(vpp, sw_if_index, c.mtu)
+    interfaces.set_l3(vpp, sw_if_index, table_id=c.table_id, borrow_from=c.gateway)
+    if c.cnat:
+        snat.attach_interface(vpp, sw_if_index, snat.InterfaceRole.POD, snat=c.snat)
+    # Hundreds of polled pod interfaces would keep VPP's main thread busy
+    # polling idle rings; interrupt mode costs latency only under load.
+    try:
+        interfaces.set_rx_mode(vpp, sw_if_index, interfaces.RxMode.INTERRUPT)
+    except VppApiError as e:
+        log.debug("interrupt mode refused; polling", extra={"sw_if_index": sw_if_index, "error": str(e)})
+
+
+@dataclass(frozen=True)
 class Spare:
-    """One spare as the reconciler sees it: the veth host end VPP attaches, VPP's MAC, the MTU."""
+    """One spare as the reconciler sees it: the veth host end VPP attaches, VPP's MAC, the MTU,
+    and the base configuration of the pods it is for (made ahead: fewer calls at ADD)."""
 
     host_ifname: str
     mac: str
     mtu: int
+    # Not read back (spares are never adopted across restarts): no part in equality.
+    table_id: int = field(default=0, compare=False)
+    gateway: Key | None = field(default=None, compare=False)
+    cnat: bool = field(default=False, compare=False)
+    snat: bool = field(default=False, compare=False)
 
     @property
     def key(self) -> Key:
@@ -94,9 +130,12 @@ class Taken:
 class SparePool:
     """Spares for ``mtu``-sized veth pods; ``size`` 0 disables the pool."""
 
-    def __init__(self, *, size: int, mtu: int, submit: Callable[[], None], idle_s: float = 0.05):
+    def __init__(self, *, size: int, mtu: int, submit: Callable[[], None], idle_s: float = 0.01,
+                 template: Spare | None = None):
+        """``template``: the base configuration spares get (its name and MAC are ignored)."""
         self.size = size
         self.mtu = mtu
+        self._template = template or Spare("", "", mtu)
         self.idle_s = idle_s
         self._submit = submit
         self._lock = threading.Lock()
@@ -107,6 +146,7 @@ class SparePool:
         self._taken: dict[str, Spare] = {}
         self._handed_over: set[str] = set()  # released to a pod: deleting the intent must not touch VPP
         self._last_activity = 0.0
+        self._in_flight = 0  # CNI calls under way: no spare is made meanwhile
         self._failures = 0
         self._not_before = 0.0
         self._wake = threading.Event()
@@ -137,8 +177,8 @@ class SparePool:
     def _should_fill(self) -> bool:
         now = time.monotonic()
         with self._lock:
-            return (not self._pending and len(self._ready) < self.size and now >= self._not_before
-                    and now - self._last_activity >= self.idle_s)
+            return (not self._pending and not self._in_flight and len(self._ready) < self.size
+                    and now >= self._not_before and now - self._last_activity >= self.idle_s)
 
     def _fill_one(self) -> None:
         suffix = secrets.token_hex(6)
@@ -148,7 +188,7 @@ class SparePool:
         except linux.LinuxNetError as e:
             self._backoff("cannot create a spare veth", str(e))
             return
-        spare = Spare(host, _spare_mac(host), self.mtu)
+        spare = dataclasses.replace(self._template, host_ifname=host, mac=_spare_mac(host), mtu=self.mtu)
         with self._lock:
             self._pending[host] = spare
         self._submit()
@@ -197,14 +237,22 @@ class SparePool:
 
     # -- CNI threads ------------------------------------------------------------------------------
 
-    def note_activity(self) -> None:
+    @contextmanager
+    def cni_call(self) -> Iterator[None]:
+        """Around each CNI call: spares are made only between calls (making one blocks VPP's API)."""
         with self._lock:
-            self._last_activity = time.monotonic()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._last_activity = time.monotonic()
+            self._wake.set()
 
     def take(self, mtu: int) -> Taken | None:
         """A ready spare for an ``mtu`` pod, or None (the caller makes an interface the slow way)."""
         with self._lock:
-            self._last_activity = time.monotonic()
             if mtu != self.mtu or not self._ready:
                 return None
             host, (spare, sw_if_index) = self._ready.popitem()
@@ -248,7 +296,7 @@ class SpareDescriptor:
     """Spare af_packet interfaces by tag. ``delete`` of a spare handed to a pod does nothing."""
 
     kind = KIND
-    retrieve_after: tuple[str, ...] = ()
+    retrieve_after: tuple[str, ...] = (LOOPBACK_KIND,)
 
     def __init__(self, pool: SparePool, *, tx_frames_per_block: int = 64):
         self.pool = pool
@@ -258,13 +306,18 @@ class SpareDescriptor:
         return value.host_ifname
 
     def dependencies(self, value: Spare) -> Iterable[Key]:
-        return ()
+        deps = [value.gateway] if value.gateway is not None else []
+        if value.snat:
+            deps.append(Key(snat.KIND, "default"))  # the SNAT maps need the SNAT entry
+        return deps
 
     def create(self, vpp: VppClient, value: Spare, resolver: Resolver) -> int:
         sw_if_index = attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.tx_frames_per_block)
         try:
             interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.host_ifname)
-            interfaces.set_mtu(vpp, sw_if_index, value.mtu)
+            base_config(vpp, sw_if_index, BaseConfig(
+                value.mtu, value.table_id, resolver.handle(value.gateway) if value.gateway is not None else None,
+                value.cnat, value.snat))
         except Exception:
             af_packet.delete(vpp, value.host_ifname)
             raise
@@ -280,6 +333,8 @@ class SpareDescriptor:
         if self.pool.handed_over(value.host_ifname):
             return  # the pod-interface kind owns it now
         try:
+            if value.cnat:  # cnat keeps per-interface maps by index (see the pod-interface kind)
+                snat.detach_interface(vpp, handle, snat.InterfaceRole.POD, snat=value.snat)
             af_packet.delete(vpp, value.host_ifname)
         except VppApiError as e:
             if e.retval not in (Retval.INVALID_SW_IF_INDEX, Retval.NO_SUCH_ENTRY, Retval.INVALID_INTERFACE):

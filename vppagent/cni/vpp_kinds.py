@@ -135,17 +135,15 @@ class PodInterfaceDescriptor:
     # -- create / delete --------------------------------------------------------
 
     def create(self, vpp: VppClient, value: PodInterface, resolver: Resolver) -> int:
-        sw_if_index = self._create_device(vpp, value)
+        sw_if_index, ready = self._create_device(vpp, value)
         try:
             interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.name)
-            interfaces.set_mtu(vpp, sw_if_index, value.mtu)
-            interfaces.set_l3(vpp, sw_if_index, table_id=value.table_id,
-                              borrow_from=resolver.handle(value.gateway) if value.gateway is not None else None)
-            if value.cnat:
-                snat.attach_interface(vpp, sw_if_index, snat.InterfaceRole.POD, snat=value.snat)
+            if not ready:
+                pool.base_config(vpp, sw_if_index, pool.BaseConfig(
+                    value.mtu, value.table_id, resolver.handle(value.gateway) if value.gateway is not None else None,
+                    value.cnat, value.snat))
             for ip, mac in value.neighbors:
                 neighbors.add(vpp, neighbors.Neighbor(sw_if_index, ipaddress.ip_address(ip), mac))
-            self._interrupt_mode(vpp, sw_if_index)
             interfaces.set_admin_up(vpp, sw_if_index)
         except Exception:
             # Never leave a half-configured interface: the retry creates it afresh.
@@ -153,34 +151,26 @@ class PodInterfaceDescriptor:
             raise
         return sw_if_index
 
-    def _create_device(self, vpp: VppClient, value: PodInterface) -> int:
+    def _create_device(self, vpp: VppClient, value: PodInterface) -> tuple[int, bool]:
+        """The interface, and whether it already has its base configuration (a spare's)."""
         if value.driver is Driver.VETH:
             if value.adopt is not None:
                 spare = interfaces.get(vpp, value.adopt)
                 if spare is not None and spare.tag == pool.TAG_PREFIX + value.host_ifname:
-                    return value.adopt
+                    return value.adopt, True
                 log.info("spare interface not found; attaching the veth anew",
                          extra={"host_ifname": value.host_ifname, "sw_if_index": value.adopt})
-            return pool.attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.tx_frames_per_block)
+            return pool.attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.tx_frames_per_block), False
         if value.driver is Driver.TUN:
             return tap.create(vpp, tap.TapSpec(host_if_name=value.host_ifname, host_namespace=value.netns or None,
-                                               tun=True, host_mtu=value.mtu))
+                                               tun=True, host_mtu=value.mtu)), False
         socket_id = memif.add_socket(vpp, value.host_ifname)
         try:
             return memif.create(vpp, memif.MemifSpec(socket_id=socket_id, role=memif.Role.MASTER,
-                                                     mode=memif.Mode.IP))
+                                                     mode=memif.Mode.IP)), False
         except Exception:
             memif.del_socket(vpp, socket_id)
             raise
-
-    @staticmethod
-    def _interrupt_mode(vpp: VppClient, sw_if_index: int) -> None:
-        # Hundreds of polled pod interfaces would keep VPP's main thread busy
-        # polling idle rings; interrupt mode costs latency only under load.
-        try:
-            interfaces.set_rx_mode(vpp, sw_if_index, interfaces.RxMode.INTERRUPT)
-        except VppApiError as e:
-            log.debug("interrupt mode refused; polling", extra={"sw_if_index": sw_if_index, "error": str(e)})
 
     def can_update(self, old: PodInterface, new: PodInterface) -> bool:
         return False  # a changed pod interface is re-created (it only changes after a crash mid-ADD)
