@@ -51,7 +51,7 @@ from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol
 from vppagent.reconcile import Reconciler  # noqa: E402
 from vppagent.services import ServiceTranslations  # noqa: E402
 from vppagent.sources import Upsert  # noqa: E402
-from vppagent.vpp import catalog, cnat  # noqa: E402
+from vppagent.vpp import catalog, cnat, routes  # noqa: E402
 from vppagent.vpp.api_defs import load_definitions  # noqa: E402
 from vppagent.vpp.client import VppClient  # noqa: E402
 
@@ -84,9 +84,10 @@ def run(args: argparse.Namespace, name: str, socket: str) -> dict:
     # Only the messages this benchmark uses are checked against VPP.
     defs = load_definitions(api_dir())
     vpp = VppClient(socket, timeout=60, definitions=defs,
-                    required=catalog.required_messages(defs, catalog.requests([cnat]))).connect()
+                    required=catalog.required_messages(defs, catalog.requests([cnat, routes]))).connect()
     try:
-        feature = ServiceTranslations((SERVICES,), node_name=ME)
+        # As the agent runs by default (service_reject): a reject route per cluster IP too.
+        feature = ServiceTranslations((SERVICES,), node_name=ME, reject_vips=not args.no_reject)
         r = Reconciler(vpp, chunk=args.chunk)
         for d in feature.descriptors():
             r.register(d)
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace, name: str, socket: str) -> dict:
         desired_s = time.perf_counter() - t0
         res = r.converge()
         full_s = time.perf_counter() - t0
-        full = {"translations": len(intents), "seconds": round(full_s, 3), "desired_s": round(desired_s, 3),
+        full = {"objects": len(intents), "translations": sum(1 for i in intents if i.kind == "cnat-translation"), "seconds": round(full_s, 3), "desired_s": round(desired_s, 3),
                 "converge_s": round(res.seconds, 3), "vpp_calls": sum(vpp.calls.values()) - sum(c0.values()),
                 "created": res.created, "failed": res.failed, "in_sync": r.in_sync()}
         print(f"[{name}] full programming: {full}", flush=True)
@@ -171,6 +172,7 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=300)
     ap.add_argument("--full-samples", type=int, default=20)
     ap.add_argument("--chunk", type=int, default=2048)
+    ap.add_argument("--no-reject", action="store_true", help="without the reject routes (service_reject: false)")
     ap.add_argument("--out", default=str(ROOT / "perf" / "results"))
     args = ap.parse_args()
     load_before = os.getloadavg()

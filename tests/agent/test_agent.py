@@ -151,6 +151,8 @@ def test_vpp_restart_triggers_a_full_reprogram(fake: FakeKube, emulator, vpp: Vp
     programmed = vpp_picture(vpp)
     emulator.restart()
     wait_for(lambda: vpp.connected and vpp_picture(vpp) == programmed, what="the re-program")
+    # The loop counts the pass once converge returns, just after VPP has the last object.
+    wait_for(lambda: run.agent.stats.resyncs >= 2, what="the resync counted")
     assert run.agent.stats.resyncs == 2
     wait_for(lambda: run.agent.ready, what="ready again")
 

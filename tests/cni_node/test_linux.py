@@ -91,6 +91,9 @@ def test_pod_pings_a_peer_across_the_veth_v4_and_v6(wired):
     host_ns, pod_ns, host_if, host_mac, pod_mac = wired
 
     def host_side() -> None:
+        # create_veth turns IPv6 off on the host end (VPP's, in the agent); this test routes on it.
+        with open(f"/proc/sys/net/ipv6/conf/{host_if}/disable_ipv6", "w") as f:
+            f.write("0")
         with open(f"/proc/sys/net/ipv6/conf/{host_if}/accept_dad", "w") as f:
             f.write("0")
         with IPRoute() as ipr:

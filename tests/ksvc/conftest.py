@@ -15,39 +15,17 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import api_dir, real_vpp_reason
-from vppagent.emulator import Emulator
-from vppagent.emulator.apidefs import load_definitions as emu_definitions
-from vppagent.vpp.api_defs import PLUGIN_API_DIR, load_definitions
+from tests.plugin_targets import Target, emulator_target
+from vppagent.vpp.api_defs import load_definitions
 from vppagent.vpp.client import VppClient
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Target:
-    """A VPP API to test against: a connected client, and the emulator when emulated."""
-
-    name: str
-    vpp: VppClient
-    emu: Emulator | None = None
-    workdir: Path | None = None
-
-
-def _api_dir_with_plugins(tmp: Path) -> Path:
-    """VPP's definitions plus ours, in one directory (the emulator reads one)."""
-    d = tmp / "api"
-    shutil.copytree(api_dir(), d, copy_function=os.symlink)
-    (d / "ourplugins").mkdir()
-    for f in PLUGIN_API_DIR.glob("*.api.json"):
-        shutil.copy(f, d / "ourplugins" / f.name)
-    return d
 
 
 @pytest.fixture
@@ -57,21 +35,6 @@ def tmp_short() -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def emulator_target(tmp: Path, with_plugin: bool) -> Iterator[Target]:
-    tmp = tmp / ("ek" if with_plugin else "es")
-    tmp.mkdir()
-    defs_dir = _api_dir_with_plugins(tmp) if with_plugin else Path(api_dir())
-    emu = Emulator(tmp / "api.sock", definitions=emu_definitions(defs_dir)).start()
-    vpp = VppClient(str(tmp / "api.sock"), definitions=load_definitions(api_dir()), required={})
-    try:
-        vpp.connect()
-        yield Target("emulator" if with_plugin else "emulator-stock", vpp, emu)
-        assert not emu.handler_errors, emu.handler_errors
-    finally:
-        vpp.close()
-        emu.stop()
 
 
 def _real_skip_reason() -> str | None:

@@ -229,7 +229,9 @@ def test_affinity_holds_within_the_timeout_and_expires_after_it(pods: Pods):
             assert {g for h in hist.values() for g in h[1:]} == set(BACKEND_NAMES), (proto, hist)
         st = ksvc.stats(pods.vpp)
         assert st.affinity_hits - before.affinity_hits >= 2 * 8 * 4  # rounds 2..5, both protocols
-        assert st.sessions_created - before.sessions_created >= 2 * 8 * 9
+        # Each TCP connection is a new 5-tuple (its port is in TIME_WAIT); a UDP ask may reuse an
+        # ephemeral port, and so a session still alive: at least one new session per client there.
+        assert st.sessions_created - before.sessions_created >= 8 * 9 + 8
         assert st.reply_hits > before.reply_hits
         assert st.table_full == before.table_full and st.no_backend == before.no_backend
     finally:

@@ -78,6 +78,8 @@ def test_add_attaches_the_pod_and_del_removes_everything(pods: Pods) -> None:
         assert (str(addr.ip), sw) in {(str(n.ip), n.sw_if_index) for n in neighbors.dump(h.vpp)}
         assert sw in interfaces.unnumbered(h.vpp)
         assert host in host_links() - before_links
+        # No IPv6 on VPP's end: the kernel's own link-local chatter would only be punted by VPP.
+        assert open(f"/proc/sys/net/ipv6/conf/{host}/disable_ipv6").read().strip() == "1"
         assert h.agent.pod_network.ipam.allocations()[(cid, "eth0")] == (addr.ip,)
 
         assert h.delete(cid, ns, pod="web") is None

@@ -13,38 +13,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import api_dir, real_vpp_reason
-from vppagent.emulator import Emulator
-from vppagent.emulator.apidefs import load_definitions as emu_definitions
-from vppagent.vpp.api_defs import PLUGIN_API_DIR, load_definitions
+from tests.plugin_targets import Target, emulator_target
+from vppagent.vpp.api_defs import load_definitions
 from vppagent.vpp.client import VppClient
 
 VPP_PLUGIN_DIRS = ("/opt/vpp/lib/x86_64-linux-gnu/vpp_plugins", "/usr/lib/x86_64-linux-gnu/vpp_plugins")
-
-
-@dataclass
-class Target:
-    """A VPP API to test against: a connected client, and the emulator when emulated."""
-
-    name: str
-    vpp: VppClient
-    emu: Emulator | None = None
-
-
-def _api_dir_with_plugins(tmp: Path) -> Path:
-    """VPP's definitions plus ours, in one directory (the emulator reads one)."""
-    d = tmp / "api"
-    shutil.copytree(api_dir(), d, copy_function=os.symlink)
-    (d / "ourplugins").mkdir()
-    for f in PLUGIN_API_DIR.glob("*.api.json"):
-        shutil.copy(f, d / "ourplugins" / f.name)
-    return d
 
 
 @pytest.fixture
@@ -54,21 +33,6 @@ def tmp_short() -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def _emulator_target(tmp: Path, with_kpol: bool) -> Iterator[Target]:
-    tmp = tmp / ("ek" if with_kpol else "es")
-    tmp.mkdir()
-    defs_dir = _api_dir_with_plugins(tmp) if with_kpol else Path(api_dir())
-    emu = Emulator(tmp / "api.sock", definitions=emu_definitions(defs_dir)).start()
-    vpp = VppClient(str(tmp / "api.sock"), definitions=load_definitions(api_dir()), required={})
-    try:
-        vpp.connect()
-        yield Target("emulator" if with_kpol else "emulator-stock", vpp, emu)
-        assert not emu.handler_errors, emu.handler_errors
-    finally:
-        vpp.close()
-        emu.stop()
 
 
 def _real_target(tmp: Path, with_kpol: bool) -> Iterator[Target]:
@@ -102,21 +66,21 @@ def _real_target(tmp: Path, with_kpol: bool) -> Iterator[Target]:
 
 @pytest.fixture(params=["emulator", pytest.param("real", marks=pytest.mark.real_vpp)])
 def target(request: Any, tmp_short: Path) -> Iterator[Target]:
-    gen = (_emulator_target if request.param == "emulator" else _real_target)(tmp_short, True)
+    gen = (emulator_target if request.param == "emulator" else _real_target)(tmp_short, True)
     yield from gen
 
 
 @pytest.fixture(params=["emulator-stock", pytest.param("real-stock", marks=pytest.mark.real_vpp)])
 def stock(request: Any, tmp_short: Path) -> Iterator[Target]:
-    gen = (_emulator_target if request.param == "emulator-stock" else _real_target)(tmp_short, False)
+    gen = (emulator_target if request.param == "emulator-stock" else _real_target)(tmp_short, False)
     yield from gen
 
 
 @pytest.fixture
 def emu_kpol(tmp_short: Path) -> Iterator[Target]:
-    yield from _emulator_target(tmp_short, True)
+    yield from emulator_target(tmp_short, True)
 
 
 @pytest.fixture
 def emu_stock(tmp_short: Path) -> Iterator[Target]:
-    yield from _emulator_target(tmp_short, False)
+    yield from emulator_target(tmp_short, False)

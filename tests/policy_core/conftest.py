@@ -6,26 +6,21 @@ fuzz test runs the gcc-built deterministic driver instead.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests import c_build
+from tests.c_build import CFLAGS, SANITIZE  # noqa: F401 - the suite's modules import them from here
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "vpp_plugins" / "kpol" / "core"
 VECTORS = REPO / "vpp_plugins" / "kpol" / "vectors"
 CORE_SOURCES = ["kp_hash.c", "kp_lpm.c", "kpol_core.c", "kp_flow.c", "kp_items.c"]
-CFLAGS = ["-std=c11", "-D_DEFAULT_SOURCE", "-Wall", "-Wextra", "-Werror", "-g"]
-SANITIZE = ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-            "-fno-omit-frame-pointer"]
 
 
 def compile_c(out: Path, sources: list[str], flags: list[str], cc: str = "gcc") -> Path:
-    cmd = [cc, *CFLAGS, *flags, *(str(CORE / s) for s in sources), "-o", str(out)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed:\n{res.stderr}")
-    return out
+    return c_build.compile_c(out, CORE, sources, flags, cc)
 
 
 @pytest.fixture(scope="session")

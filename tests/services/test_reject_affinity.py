@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ksvc.conftest import emulator_target, tmp_short  # noqa: F401 - fixture reused
+from tests.ksvc.conftest import tmp_short  # noqa: F401 - fixture reused
+from tests.plugin_targets import emulator_target
 from tests.services.conftest import Driver
 from tests.services.helpers import Protocol, delete, ep, eps, ip, port, svc, upsert
 from vppagent.model.k8s import Service, SessionAffinity

@@ -83,6 +83,14 @@ class BaseConfig:
     snat: bool
 
 
+def base_dependencies(gateway: Key | None, with_snat: bool) -> list[Key]:
+    """What ``base_config`` needs applied first: the gateway loopback, the SNAT entry (for its maps)."""
+    deps = [gateway] if gateway is not None else []
+    if with_snat:
+        deps.append(Key(snat.KIND, "default"))
+    return deps
+
+
 def base_config(vpp: VppClient, sw_if_index: int, c: BaseConfig) -> None:
     interfaces.set_mtu(vpp, sw_if_index, c.mtu)
     interfaces.set_l3(vpp, sw_if_index, table_id=c.table_id, borrow_from=c.gateway)
@@ -306,10 +314,7 @@ class SpareDescriptor:
         return value.host_ifname
 
     def dependencies(self, value: Spare) -> Iterable[Key]:
-        deps = [value.gateway] if value.gateway is not None else []
-        if value.snat:
-            deps.append(Key(snat.KIND, "default"))  # the SNAT maps need the SNAT entry
-        return deps
+        return base_dependencies(value.gateway, value.snat)
 
     def create(self, vpp: VppClient, value: Spare, resolver: Resolver) -> int:
         sw_if_index = attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.tx_frames_per_block)

@@ -127,10 +127,7 @@ class PodInterfaceDescriptor:
         return value.name
 
     def dependencies(self, value: PodInterface) -> Iterable[Key]:
-        deps = [value.gateway] if value.gateway is not None else []
-        if value.snat:
-            deps.append(Key(snat.KIND, "default"))  # the SNAT maps need the SNAT entry
-        return deps
+        return pool.base_dependencies(value.gateway, value.snat)
 
     # -- create / delete --------------------------------------------------------
 
