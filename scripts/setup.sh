@@ -14,6 +14,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v gcc >/dev/null || need+=(gcc)
 command -v clang >/dev/null || need+=(clang libclang-rt-dev)
 command -v valgrind >/dev/null || need+=(valgrind)
+command -v iperf3 >/dev/null || need+=(iperf3)   # python -m perf run, and its tests
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

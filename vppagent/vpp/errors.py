@@ -83,3 +83,14 @@ class VppApiError(VppError):
 
     def __reduce__(self):  # keep pickling (multiprocessing, logging) working
         return (VppApiError, (self.message, self.retval, self.context))
+
+
+@dataclass
+class VppApiItemError(VppApiError):
+    """VPP refused a message that carries a list, at one item: ``failed_at`` is its index
+    (-1: the message as a whole). Our plugins report it (kpol members, ksvc backends)."""
+
+    failed_at: int = -1
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.retval, self.context, self.failed_at))

@@ -22,7 +22,7 @@ from enum import IntEnum
 
 from .client import VppClient
 from .plugin_crcs import OPTIONAL_CRCS
-from .errors import VppApiError, VppError
+from .errors import VppApiError, VppApiItemError, VppError
 from .retvals import Retval
 
 MESSAGES = (
@@ -74,13 +74,8 @@ class KpolUnavailableError(KpolError):
 
 
 @dataclass
-class KpolMembersError(VppApiError):
+class KpolMembersError(VppApiItemError):
     """A member batch VPP refused; ``failed_at`` is the index of the member it refused."""
-
-    failed_at: int = -1
-
-    def __reduce__(self):
-        return (KpolMembersError, (self.message, self.retval, self.context, self.failed_at))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from .client import VppClient
-from .errors import VppApiError, VppError
+from .errors import VppApiItemError, VppError
 from .plugin_crcs import OPTIONAL_CRCS
 from .retvals import Retval
 
@@ -49,13 +49,8 @@ class KsvcUnavailableError(KsvcError):
 
 
 @dataclass
-class KsvcServiceError(VppApiError):
+class KsvcServiceError(VppApiItemError):
     """A service VPP refused. ``failed_at``: index of the backend at fault, -1 if none."""
-
-    failed_at: int = -1
-
-    def __reduce__(self):
-        return (KsvcServiceError, (self.message, self.retval, self.context, self.failed_at))
 
 
 @dataclass(frozen=True)
