@@ -54,6 +54,12 @@ def test_nodes_run_before_cnat_and_policy_on_the_way_in_and_after_policy_on_the_
     try:
         name = interfaces.get(vpp, loop).name
         ksvc.enable(vpp, loop, True)
+        # No service yet: the nodes stay off (they would cost every packet for nothing).
+        assert "ksvc" not in cli(vpp, f"show interface features {name}")
+        assert ksvc.interface_dump(vpp) == [loop]
+        svc = ksvc.KsvcService(ipaddress.ip_address("10.96.9.9"), ksvc.PROTO_TCP, 80,
+                               ((ipaddress.ip_address("10.244.9.9"), 8080),), 10)
+        ksvc.service_update(vpp, svc)
         for node, arc in (("cnat-lookup-ip4", "ip4-unicast"), ("cnat-input-ip4", "ip4-unicast"),
                           ("kpol-ip4-in", "ip4-unicast"), ("kpol-ip4-out", "ip4-output"),
                           ("cnat-lookup-ip6", "ip6-unicast"), ("cnat-input-ip6", "ip6-unicast"),
@@ -65,8 +71,15 @@ def test_nodes_run_before_cnat_and_policy_on_the_way_in_and_after_policy_on_the_
             assert unicast[0] == f"ksvc-ip{fam}", feats
             assert {f"cnat-input-ip{fam}", f"kpol-ip{fam}-in"} <= set(unicast), feats
             assert output.index(f"ksvc-ip{fam}-out") > output.index(f"kpol-ip{fam}-out"), feats
+        # The last service goes: the nodes go; the interface stays enabled for the next one.
+        ksvc.service_del(vpp, svc.vip, svc.proto, svc.port)
+        assert "ksvc" not in cli(vpp, f"show interface features {name}")
+        assert ksvc.interface_dump(vpp) == [loop]
+        ksvc.service_update(vpp, svc)
+        assert "ksvc-ip4" in cli(vpp, f"show interface features {name}")
         ksvc.enable(vpp, loop, False)
         assert "ksvc" not in cli(vpp, f"show interface features {name}")
+        ksvc.service_del(vpp, svc.vip, svc.proto, svc.port)
     finally:
         interfaces.delete_loopback(vpp, loop)
 

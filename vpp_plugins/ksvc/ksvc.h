@@ -19,14 +19,16 @@ typedef struct {
   ks_worker_t **workers;  /* vec, by thread index */
   ks_timeouts_t timeouts; /* milliseconds */
   u32 max_sessions;       /* per thread */
-  uword *enabled;         /* bitmap of sw_if_index */
+  uword *enabled;         /* bitmap of sw_if_index the agent enabled */
+  int active;             /* the nodes are on those interfaces (some service exists) */
   u16 msg_id_base;
   vnet_main_t *vnet_main;
 } ksvc_main_t;
 
 extern ksvc_main_t ksvc_main;
 
-/* Turns the four nodes on or off on an interface. Returns VNET_API_ERROR_*. */
+/* Enables the four nodes on an interface (they run only while some service exists).
+ * Returns VNET_API_ERROR_*. */
 int ksvc_enable_disable(u32 sw_if_index, int enable);
 /* Milliseconds on the caller's thread clock, the core's time unit. */
 always_inline u64 ksvc_now_ms(vlib_main_t *vm) { return (u64)(vlib_time_now(vm) * 1e3); }

@@ -159,7 +159,8 @@ def service_dump(vpp: VppClient) -> list[KsvcService]:
 
 
 def enable(vpp: VppClient, sw_if_index: int, on: bool) -> None:
-    """Turn the ksvc nodes on (or off) on an interface; repeating either is a no-op."""
+    """Enable (or disable) the ksvc nodes on an interface; repeating either is a no-op. The
+    plugin runs them on enabled interfaces only while at least one service exists."""
     vpp.call("ksvc_enable_disable", sw_if_index=sw_if_index, enable=on)
 
 
