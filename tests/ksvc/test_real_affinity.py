@@ -112,21 +112,11 @@ class Pods:
 
 
 def _no_tx_checksum_offload(ns: str) -> None:
-    """The kernel would leave TCP/UDP checksums partial on the veth (see docs/services.md)."""
-    from pyroute2.ethtool import Ethtool
+    """As the CNI does for pods: the kernel would leave TCP/UDP checksums partial on the veth,
+    af_packet hands them to VPP as they are, and the receiver drops every segment."""
+    from startup.ethtool import disable_offloads
 
-    def off() -> None:
-        e = Ethtool()
-        try:
-            feats = e.get_features("eth0")
-            for name in ("tx-checksum-ip-generic", "tx-checksum-sctp"):
-                if name in feats.features:
-                    feats.features[name].enable = False
-            e.set_features("eth0", feats)
-        finally:
-            e.close()
-
-    linux.in_netns(linux.resolve_netns(ns), off)
+    linux.in_netns(linux.resolve_netns(ns), lambda: disable_offloads("eth0"))
 
 
 def _pod(vpp: VppClient, stack: ExitStack, ns: str, host_if: str, ips: list[str], loop: int) -> int:

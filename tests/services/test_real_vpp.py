@@ -98,23 +98,11 @@ class Topology:
 
 
 def _no_tx_checksum_offload(ns: str) -> None:
-    """Turn off checksum offload on ``ns``'s eth0: a veth leaves TCP/UDP checksums partial, and
-    af_packet hands them to VPP as they are, so the receiver would drop every segment
-    (TcpInCsumErrors). The CNI's veth driver needs the same (see the services README)."""
-    from pyroute2.ethtool import Ethtool
+    """As the CNI does for pods: the kernel would leave TCP/UDP checksums partial on the veth,
+    af_packet hands them to VPP as they are, and the receiver drops every segment."""
+    from startup.ethtool import disable_offloads
 
-    def off() -> None:
-        e = Ethtool()
-        try:
-            feats = e.get_features("eth0")
-            for name in ("tx-checksum-ip-generic", "tx-checksum-sctp"):
-                if name in feats.features:
-                    feats.features[name].enable = False
-            e.set_features("eth0", feats)
-        finally:
-            e.close()
-
-    linux.in_netns(linux.resolve_netns(ns), off)
+    linux.in_netns(linux.resolve_netns(ns), lambda: disable_offloads("eth0"))
 
 
 def _pod(vpp: VppClient, stack: ExitStack, name: str, ns: str, host_if: str, ip: str, loopback: int) -> int:

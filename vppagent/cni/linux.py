@@ -30,6 +30,8 @@ from typing import TypeVar
 from pyroute2 import IPRoute, NetlinkError, netns
 from pyroute2.ethtool import Ethtool
 
+from startup.ethtool import disable_offloads
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -240,7 +242,7 @@ def create_spare_veth(host_ifname: str, spare_ifname: str, mtu: int) -> None:
     """Create a veth pair with both ends here and up: the host end for VPP, the other a macvlan parent.
 
     IPv6 is off on both first: they carry pods' frames only, never the node's own. The
-    parent's checksum offloads are off, for its macvlans (see ``_OFFLOADS_OFF``).
+    parent's checksum offloads are off, for its macvlans (see ``_CHECKSUM_FEATURES``).
     """
     _check_ifname(host_ifname)
     _check_ifname(spare_ifname)
@@ -259,7 +261,7 @@ def create_spare_veth(host_ifname: str, spare_ifname: str, mtu: int) -> None:
                     raise LinuxNetError(f"veth {name} vanished after creation", ifname=name)
                 _ipv6_off(name)
                 if name == spare_ifname:
-                    _checksum_offload_off(name)  # a macvlan takes its offloads from its parent
+                    _offloads_off(name)  # a macvlan takes its offloads from its parent
                 ipr.link("set", index=idx, state="up")
         except BaseException:
             _delete_link(host_ifname)
@@ -316,28 +318,22 @@ def _write_sysctl(path: str, value: str, ifname: str, ns: str) -> None:
         raise LinuxNetError(f"cannot set {path}={value} in {ns}: {e}", ifname=ifname, netns=ns) from e
 
 
-# Features a pod's veth or macvlan must not offload: the kernel would leave TCP/UDP/SCTP
-# checksums partial, af_packet hands such frames to VPP as they are, and VPP 26.06 does not
-# complete them before NAT (cnat), tunnels or WireGuard: receivers drop every segment
-# (TcpInCsumErrors). Without checksum offload the kernel also stops making TSO frames.
-_OFFLOADS_OFF = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "tx-checksum-sctp")
+# Offloads a pod's veth or macvlan must not have: the kernel would leave TCP/UDP/SCTP checksums
+# partial (and hand over 64k GSO frames), af_packet passes such frames to VPP as they are, and
+# VPP 26.06 does not complete them before NAT (cnat), tunnels or WireGuard: receivers drop every
+# segment (TcpInCsumErrors). Turned off with startup.ethtool.disable_offloads, as node bring-up
+# does for its own veth; these are the checksum features that shows (``checksum_offloads``).
+_CHECKSUM_FEATURES = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "tx-checksum-sctp")
 
 
-def _checksum_offload_off(ifname: str) -> None:
-    """Runs in the pod's namespace (ethtool ioctls answer for the caller's)."""
-    e = Ethtool()
+def _offloads_off(ifname: str) -> None:
+    """Runs in the link's namespace (ethtool ioctls answer for the caller's). A macvlan cannot
+    change its checksum offload (it follows its parent's): that refusal is fine."""
     try:
-        feats = e.get_features(ifname)
-        changed = False
-        for name in _OFFLOADS_OFF:
-            f = feats.features.get(name)
-            if f is not None and f.enable and f.available:
-                f.enable = False
-                changed = True
-        if changed:
-            e.set_features(ifname, feats)
-    finally:
-        e.close()
+        disable_offloads(ifname)
+    except OSError as e:
+        if e.errno != errno.EOPNOTSUPP:
+            raise
 
 
 def _configure(path: str, ifname: str, addrs: list, gateway_mac: str, mtu: int,
@@ -365,8 +361,8 @@ def _configure(path: str, ifname: str, addrs: list, gateway_mac: str, mtu: int,
                 raise LinuxNetError(f"IPv6 is disabled in {path} but {ifname} needs an IPv6 address",
                                     ifname=ifname, netns=path)
             if gateway_mac:
-                step = "checksum offload off"
-                _checksum_offload_off(ifname)
+                step = "offloads off"
+                _offloads_off(ifname)
             step = "link up"
             ipr.link("set", index=idx, mtu=mtu, state="up")
             for a in addrs:
@@ -451,7 +447,7 @@ def checksum_offloads(netns_path: str, ifname: str) -> dict[str, bool]:
             feats = e.get_features(ifname).features
         finally:
             e.close()
-        return {n: feats[n].enable for n in _OFFLOADS_OFF if n in feats and (feats[n].available or feats[n].enable)}
+        return {n: feats[n].enable for n in _CHECKSUM_FEATURES if n in feats and (feats[n].available or feats[n].enable)}
 
     return in_netns(resolve_netns(netns_path), read)
 
