@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from .client import VppClient
-from .plugin_crcs import OPTIONAL_CRCS
+from .plugin_crcs import offers
 from .errors import VppApiError, VppApiItemError, VppError
 from .retvals import Retval
 
@@ -166,11 +166,7 @@ class FlowStats:
 
 def available(vpp: VppClient) -> bool:
     """Whether the connected VPP offers every kpol message with the pinned CRCs."""
-    for name in MESSAGES:
-        m = vpp.defs.messages.get(name)
-        if m is None or OPTIONAL_CRCS.get(name) != m.crc or not vpp.has_message(name):
-            return False
-    return True
+    return offers(vpp, MESSAGES)
 
 
 def _check_id(what: str, value: int, limit: int) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .client import VppClient
 from .errors import VppApiItemError, VppError
-from .plugin_crcs import OPTIONAL_CRCS
+from .plugin_crcs import offers
 from .retvals import Retval
 
 MESSAGES = (
@@ -92,11 +92,7 @@ class KsvcStats:
 
 def available(vpp: VppClient) -> bool:
     """Whether the connected VPP offers every ksvc message with the pinned CRCs."""
-    for name in MESSAGES:
-        m = vpp.defs.messages.get(name)
-        if m is None or OPTIONAL_CRCS.get(name) != m.crc or not vpp.has_message(name):
-            return False
-    return True
+    return offers(vpp, MESSAGES)
 
 
 def _fits(what: str, value: int, bits: int, s: KsvcService) -> None:

@@ -3,6 +3,13 @@
 Kept apart from ``crcs.py`` (which ``python -m vppagent.vpp.catalog``
 regenerates from VPP's definitions): these messages are optional at connect.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .client import VppClient
 
 # Our own plugin (vpp_plugins/kpol), pinned from vppagent/vpp/plugin_api/kpol.api.json.
 # Optional: not checked at connect (stock VPP lacks it; the agent then falls
@@ -45,3 +52,12 @@ OPTIONAL_CRCS: dict[str, str] = {
     "ksvc_stats": "0x51077d14",
     "ksvc_stats_reply": "0x5b5fa7ca",
 }
+
+
+def offers(vpp: "VppClient", names: "Iterable[str]") -> bool:
+    """Whether the connected VPP offers every message of ``names`` with its pinned CRC."""
+    for name in names:
+        m = vpp.defs.messages.get(name)
+        if m is None or OPTIONAL_CRCS.get(name) != m.crc or not vpp.has_message(name):
+            return False
+    return True
