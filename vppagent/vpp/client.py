@@ -357,11 +357,20 @@ class VppClient:
                 raise VppApiError(p.name, retval, _error_context(p.request_fields))
         return reply
 
+    def _send(self, p: _Pending, out: list[bytes]) -> None:
+        # A send can fail before the reader has seen the socket close: the request
+        # never left, so it must not wait in _pending for an answer.
+        try:
+            self._transport.send(out)
+        except VppDisconnectedError:
+            self._pending.pop(p.context, None)
+            raise
+
     def call(self, name: str, *, check: bool = True, **fields: Any) -> Any:
         """Send one request and return VPP's reply; raise VppApiError on retval != 0."""
         with self._write_lock:
             p, out = self._start(name, fields, None)
-            self._transport.send(out)
+            self._send(p, out)
         self._wait(p)
         return self._decode_reply(p, check)
 
@@ -372,7 +381,7 @@ class VppClient:
             if p.service.kind == "single":
                 self._pending.pop(p.context, None)
                 raise ValueError(f"{name} is not a dump")
-            self._transport.send(out)
+            self._send(p, out)
         self._wait(p)
         if p.service.kind == "stream":
             self._decode_reply(p, True)
