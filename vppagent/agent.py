@@ -210,7 +210,9 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry
                               mtu=cfg.pod_mtu or safe_pod_mtu(cfg), driver=cfg.pod_interface,
                               submit=submit or (lambda: None), ready=ready or (lambda: True),
                               settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s),
-                              services=cfg.services, snat=cfg.service_snat, spares=cfg.pod_spare_interfaces))
+                              services=cfg.services, snat=cfg.service_snat, spares=cfg.pod_spare_interfaces,
+                              af_packet_version=cfg.pod_af_packet_version,
+                              rcu_expedited=cfg.kernel_rcu_expedited))
     if cfg.connectivity != "none":
         from ipsec import Lifetime, RekeyTimers
         from vppagent.cni.vpp_kinds import GATEWAY_NAME

@@ -232,7 +232,15 @@ KEYS: tuple[KeySpec, ...] = (
             "auto (tun where /dev/vhost-net exists, else veth)"),
     KeySpec("pod_spare_interfaces", 8, _int_in(0, 256),
             "veth driver: veth + af_packet interfaces made ahead while the CNI is idle, so that an ADD "
-            "skips VPP's 40-60 ms attach (each holds about 10 MB of kernel ring memory; 0: none)"),
+            "skips VPP's attach (each holds about 6 MB of kernel ring memory; 0: none)"),
+    KeySpec("pod_af_packet_version", 2, _int_in(2, 3),
+            "veth driver: TPACKET version of the pods' af_packet rings: 2 (no per-pod kernel timer; the node's "
+            "control plane stays fast with hundreds of pods) or 3 (VPP's default: a 1 ms timer per pod batches "
+            "packets, faster bulk TCP, but costs every node CPU while idle)"),
+    KeySpec("kernel_rcu_expedited", True, _bool,
+            "set /sys/kernel/rcu_expedited while the agent serves pods (restored on a clean stop): creating "
+            "and deleting af_packet sockets and network devices waits for RCU grace periods, 5-10x shorter "
+            "expedited; costs an IPI to busy CPUs per grace period"),
     KeySpec("uplink_mtu", 1500, _int_in(576, 9216), "MTU of the node's uplink (the underlay of node-to-node traffic)"),
     KeySpec("pod_mtu", 0, _int_in(0, 9216),
             "MTU of pod interfaces, on both the pod and the VPP side (0: the largest that never fragments "
@@ -288,6 +296,8 @@ class Config:
     state_dir: str
     pod_interface: str
     pod_spare_interfaces: int
+    pod_af_packet_version: int
+    kernel_rcu_expedited: bool
     uplink_mtu: int
     pod_mtu: int
     service_external_cidrs: tuple[IpNetwork, ...]

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from pyroute2 import IPRoute
 
+from vppagent.cni import pool
 from vppagent.vpp import af_packet, interfaces, memif, tap
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
@@ -40,6 +41,21 @@ def test_af_packet_round_trip(vpp, veth):
     finally:
         af_packet.delete(vpp, veth)
     assert all(a.host_if_name != veth for a in af_packet.dump(vpp))
+
+
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("mtu", [1450, 9000])
+def test_pod_rings_are_accepted(vpp, veth, version, mtu):
+    rings = pool.Rings(version=version)
+    args = rings.create_args(mtu)
+    assert bool(args["flags"] & af_packet.Flags.VERSION_2) == (version == 2)
+    if version == 2:  # fixed-size frames: each holds an MTU-sized packet with its headers
+        assert args["rx_frame_size"] >= mtu + 256 and args["rx_frame_size"] * args["rx_frames_per_block"] >= 2 << 20
+    idx = pool.attach_af_packet(vpp, veth, "02:fe:aa:00:00:02", mtu, rings)
+    try:
+        assert af_packet.AfPacket(idx, veth) in af_packet.dump(vpp)
+    finally:
+        af_packet.delete(vpp, veth)
 
 
 def test_af_packet_on_missing_host_interface_is_refused(vpp):

@@ -27,10 +27,11 @@ c = socket.create_connection((sys.argv[1], 7777), timeout=10); c.sendall(b"ping"
 """
 
 
-def test_two_pods_ping_and_talk_tcp_through_vpp() -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_two_pods_ping_and_talk_tcp_through_vpp(version: int) -> None:
     pods = Pods()
     try:
-        with running_agent(vpp_bin=os.environ["VPPAGENT_VPP_BIN"]) as h:
+        with running_agent(vpp_bin=os.environ["VPPAGENT_VPP_BIN"], VPPAGENT_POD_AF_PACKET_VERSION=str(version)) as h:
             a_ns, b_ns = pods.netns(1), pods.netns(2)
             a, err = h.add(container_id(1), a_ns, pod="a")
             assert err is None, err
@@ -61,6 +62,8 @@ def test_two_pods_ping_and_talk_tcp_through_vpp() -> None:
             # The packets crossed VPP: pod b's VPP interface transmitted them.
             out = h.vpp.call("cli_inband", cmd=f"show interface {_name(h.vpp, sw_b)}").reply
             assert "tx packets" in out, out
+            hw = h.vpp.call("cli_inband", cmd=f"show hardware-interfaces {_name(h.vpp, sw_b)}").reply
+            assert f"Linux PACKET socket interface v{version}" in hw, hw
 
             assert h.delete(container_id(1), a_ns) is None
             assert h.delete(container_id(2), b_ns) is None

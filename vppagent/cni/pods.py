@@ -36,6 +36,7 @@ from typing import Any
 
 from vppagent.cni import linux, pool, vpp_kinds
 from vppagent.cni.pool import SparePool
+from vppagent.cni.rcu import RcuExpedited
 from vppagent.cni.ipam import Ipam, IpamError, RangeExhausted
 from vppagent.cni.store import AttachmentStore
 from vppagent.model.k8s import Node, ObjectKey
@@ -123,7 +124,8 @@ class PodNetwork:
     def __init__(self, *, node_name: str, state_dir: Path, table_id: int = 0, mtu: int = 1450,
                  driver: str = "auto", submit: Callable[[], None] = lambda: None,
                  ready: Callable[[], bool] = lambda: True, settle_timeout_s: float = 20.0,
-                 services: bool = False, snat: bool = False, spares: int = 0):
+                 services: bool = False, snat: bool = False, spares: int = 0,
+                 af_packet_version: int = 2, rcu_expedited: bool = False):
         self.node_name = node_name
         self.table_id = table_id
         self.mtu = mtu
@@ -149,7 +151,11 @@ class PodNetwork:
                               self.services, self.snat)
         self.pool = SparePool(size=spares if self.driver is Driver.VETH else 0, mtu=mtu, submit=submit,
                               template=template)
+        self.rings = pool.Rings(version=af_packet_version)
         self._recover()
+        self._rcu = RcuExpedited()
+        if rcu_expedited:
+            self._rcu.enable()
         self.pool.start()
 
     # -- start-up ---------------------------------------------------------------------
@@ -172,7 +178,8 @@ class PodNetwork:
     # -- the feature (reconciler thread) ------------------------------------------------
 
     def descriptors(self) -> list[Any]:
-        return [LoopbackDescriptor(), vpp_kinds.PodInterfaceDescriptor(), pool.SpareDescriptor(self.pool),
+        return [LoopbackDescriptor(), vpp_kinds.PodInterfaceDescriptor(rings=self.rings),
+                pool.SpareDescriptor(self.pool, rings=self.rings),
                 vpp_kinds.route_descriptor(self.table_id, lambda: self._ranges)]
 
     def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]:
@@ -534,6 +541,7 @@ class PodNetwork:
     def close(self) -> None:
         self.pool.close()
         self.ipam.close()
+        self._rcu.restore()
 
 
 # -- module helpers ---------------------------------------------------------------------------------

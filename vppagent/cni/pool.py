@@ -53,6 +53,7 @@ TAG_PREFIX = "vppagent:spare:"
 HOST_IFNAME = re.compile(r"vpw[0-9a-f]{12}")    # the end VPP attaches
 SPARE_IFNAME = re.compile(r"vpx[0-9a-f]{12}")   # the end the pod's macvlan sits on
 AF_PACKET_FLAGS = af_packet.Flags.QDISC_BYPASS | af_packet.Flags.CKSUM_GSO
+RX_RING_BYTES = 2 << 20  # V2: 1024 frames of 2 KB (V3's default is 160 blocks of 64 KB)
 
 
 def frame_size(mtu: int) -> int:
@@ -63,12 +64,36 @@ def frame_size(mtu: int) -> int:
     return size
 
 
-def attach_af_packet(vpp: VppClient, host_ifname: str, mac: str, mtu: int, tx_frames_per_block: int) -> int:
-    """Attach a pod veth's host end with a TX ring sized for a pod (VPP's default is 66 MB)."""
-    frame = frame_size(mtu)
-    return af_packet.create(vpp, host_ifname, mac=mac, flags=AF_PACKET_FLAGS,
-                            tx_frame_size=frame if frame > 2048 * 33 else 0,
-                            tx_frames_per_block=tx_frames_per_block)
+@dataclass(frozen=True)
+class Rings:
+    """The af_packet ring version and geometry of pod interfaces (config ``pod_af_packet_version``).
+
+    V2 by default: a V3 RX ring arms a kernel block-retire timer of 1 ms per socket
+    (VPP fixes it): with 150 pods the idle node spent 8% of its CPU in timers, VPP's
+    API round trip took 3-5x longer and an af_packet create 60% longer, and pod ADDs
+    slowed with every pod added (``perf/afpacket_scale.py``). V2 has no timer, and
+    none of that grows with the pods; it has no batching either:
+    single-stream TCP between two pods is about 40% slower, small-packet UDP faster.
+    V2 frames are fixed-size, so the RX ring is sized for the MTU; that holds because
+    pod interfaces have TSO and GSO off (no packet larger than the MTU reaches it).
+    """
+
+    version: int = 2
+    tx_frames_per_block: int = 64  # VPP's default TX ring is 1024 frames of 66 KB
+
+    def create_args(self, mtu: int) -> dict[str, Any]:
+        frame = frame_size(mtu)
+        args: dict[str, Any] = {"flags": AF_PACKET_FLAGS, "tx_frames_per_block": self.tx_frames_per_block,
+                                "tx_frame_size": frame if frame > 2048 * 33 else 0}
+        if self.version == 2:
+            args.update(flags=AF_PACKET_FLAGS | af_packet.Flags.VERSION_2, rx_frame_size=frame,
+                        rx_frames_per_block=max(256, RX_RING_BYTES // frame))
+        return args
+
+
+def attach_af_packet(vpp: VppClient, host_ifname: str, mac: str, mtu: int, rings: Rings) -> int:
+    """Attach a pod veth's host end with rings sized for a pod."""
+    return af_packet.create(vpp, host_ifname, mac=mac, **rings.create_args(mtu))
 
 
 @dataclass(frozen=True)
@@ -306,9 +331,9 @@ class SpareDescriptor:
     kind = KIND
     retrieve_after: tuple[str, ...] = (LOOPBACK_KIND,)
 
-    def __init__(self, pool: SparePool, *, tx_frames_per_block: int = 64):
+    def __init__(self, pool: SparePool, *, rings: Rings = Rings()):
         self.pool = pool
-        self.tx_frames_per_block = tx_frames_per_block
+        self.rings = rings
 
     def key(self, value: Spare) -> str:
         return value.host_ifname
@@ -317,7 +342,7 @@ class SpareDescriptor:
         return base_dependencies(value.gateway, value.snat)
 
     def create(self, vpp: VppClient, value: Spare, resolver: Resolver) -> int:
-        sw_if_index = attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.tx_frames_per_block)
+        sw_if_index = attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.rings)
         try:
             interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.host_ifname)
             base_config(vpp, sw_if_index, BaseConfig(
@@ -353,5 +378,5 @@ class SpareDescriptor:
         return default_is_retriable(error)
 
 
-__all__ = ["HOST_IFNAME", "KIND", "SPARE_IFNAME", "Spare", "SpareDescriptor", "SparePool", "TAG_PREFIX", "Taken",
+__all__ = ["HOST_IFNAME", "KIND", "Rings", "SPARE_IFNAME", "Spare", "SpareDescriptor", "SparePool", "TAG_PREFIX", "Taken",
            "attach_af_packet", "frame_size", "parent_of", "spare_links"]

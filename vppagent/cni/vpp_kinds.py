@@ -120,8 +120,8 @@ class PodInterfaceDescriptor:
     kind = KIND
     retrieve_after: tuple[str, ...] = (LOOPBACK_KIND,)
 
-    def __init__(self, *, tx_frames_per_block: int = 64):
-        self.tx_frames_per_block = tx_frames_per_block
+    def __init__(self, *, rings: pool.Rings = pool.Rings()):
+        self.rings = rings
 
     def key(self, value: PodInterface) -> str:
         return value.name
@@ -157,7 +157,7 @@ class PodInterfaceDescriptor:
                     return value.adopt, True
                 log.info("spare interface not found; attaching the veth anew",
                          extra={"host_ifname": value.host_ifname, "sw_if_index": value.adopt})
-            return pool.attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.tx_frames_per_block), False
+            return pool.attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.rings), False
         if value.driver is Driver.TUN:
             return tap.create(vpp, tap.TapSpec(host_if_name=value.host_ifname, host_namespace=value.netns or None,
                                                tun=True, host_mtu=value.mtu)), False
