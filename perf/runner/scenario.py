@@ -70,6 +70,7 @@ class Scenario:
     env: str
     source: str = ""
     pod_interface: str = "veth"
+    af_packet_version: int = 2          # veth pods' TPACKET rings (the agent's pod_af_packet_version)
     target: str = "pod"                 # pod-to-pod, or through a service VIP
     services: bool = False              # service NAT (cnat) on the pod interfaces
     policy: bool = False                # a NetworkPolicy on the server pod
@@ -89,8 +90,8 @@ class Scenario:
         return asdict(self)
 
 
-_KEYS = {"name", "description", "env", "pod_interface", "target", "services", "policy", "encryption",
-         "connectivity", "kernel_mode", "pod_offloads", "mtu", "baseline", "compare_to", "target_ratio",
+_KEYS = {"name", "description", "env", "pod_interface", "af_packet_version", "target", "services", "policy",
+         "encryption", "connectivity", "kernel_mode", "pod_offloads", "mtu", "baseline", "compare_to", "target_ratio",
          "load", "kubectl"}
 _LOAD_KEYS = {"tool", "protocol", "parallel", "bitrate", "length", "profile"}
 
@@ -163,6 +164,7 @@ def parse(raw: Any, source: str = "<scenario>") -> Scenario:
         env=env,
         source=source,
         pod_interface=_choice(source, "pod_interface", raw.get("pod_interface", "veth"), POD_INTERFACES),
+        af_packet_version=_typed(source, "af_packet_version", raw.get("af_packet_version", 2), int),
         target=_choice(source, "target", raw.get("target", "pod"), TARGETS),
         services=_typed(source, "services", raw.get("services", False), bool),
         policy=_typed(source, "policy", raw.get("policy", False), bool),
@@ -179,6 +181,8 @@ def parse(raw: Any, source: str = "<scenario>") -> Scenario:
     )
     if any(ld.tool == "vpp-pg" for ld in sc.load) and sc.pod_interface != "memif":
         raise ScenarioError(source, "load", "tool vpp-pg drives memif pods only (pod_interface: memif)")
+    if sc.af_packet_version not in (2, 3):
+        raise ScenarioError(source, "af_packet_version", f"{sc.af_packet_version} is not 2 or 3")
     if not 576 <= sc.mtu <= 9000:
         raise ScenarioError(source, "mtu", f"{sc.mtu} is outside 576..9000")
     if sc.target == "service" and env not in ("local", "kubectl"):

@@ -73,6 +73,8 @@ def test_plan_checks_kubectl_keys_before_anything_runs(tmp_path: Path) -> None:
     ({"name": "x", "env": "local", "baseline": "k", "target_ratio": 0.9}, "target_ratio", "compare_to"),
     ({"name": "x", "env": "local", "baseline": "k", "services": "yes"}, "services", "expected bool"),
     ({"name": "x", "env": "local", "baseline": "k", "mtu": True}, "mtu", "boolean"),
+    ({"name": "x", "env": "local", "baseline": "k", "af_packet_version": 1}, "af_packet_version", "not 2 or 3"),
+    ({"name": "x", "env": "local", "baseline": "k", "af_packet_version": "3"}, "af_packet_version", "expected int"),
     ({"name": "x", "env": "local", "baseline": "k", "encryption": "ipsec"}, "encryption", "two-node"),
     ({"name": "x", "env": "kernel", "policy": True}, "policy", "kernel scenario"),
     ({"name": "x", "env": "two-node", "baseline": "k", "target": "service"}, "target", "service VIP"),

@@ -36,8 +36,8 @@ from typing import Any
 
 from vppagent.cni import linux, pool, vpp_kinds
 from vppagent.cni.pool import SparePool
-from vppagent.cni.rcu import RcuExpedited
 from vppagent.cni.ipam import Ipam, IpamError, RangeExhausted
+from vppagent.cni.rcu import RcuExpedited
 from vppagent.cni.store import AttachmentStore
 from vppagent.model.k8s import Node, ObjectKey
 from vppagent.model.podnet import Attachment, Driver

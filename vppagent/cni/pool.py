@@ -378,5 +378,5 @@ class SpareDescriptor:
         return default_is_retriable(error)
 
 
-__all__ = ["HOST_IFNAME", "KIND", "Rings", "SPARE_IFNAME", "Spare", "SpareDescriptor", "SparePool", "TAG_PREFIX", "Taken",
-           "attach_af_packet", "frame_size", "parent_of", "spare_links"]
+__all__ = ["HOST_IFNAME", "KIND", "Rings", "SPARE_IFNAME", "Spare", "SpareDescriptor", "SparePool", "TAG_PREFIX",
+           "Taken", "attach_af_packet", "frame_size", "parent_of", "spare_links"]

@@ -91,7 +91,7 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
                     "VPPAGENT_STATE_DIR": str(tmp / "state"), "VPPAGENT_CNI_SOCKET": str(tmp / "cni" / "cni.sock"),
                     # memif pods keep a veth eth0; the memif comes on top (annotation)
                     "VPPAGENT_POD_INTERFACE": "veth" if sc.pod_interface == "memif" else sc.pod_interface,
-                    "VPPAGENT_POD_MTU": str(sc.mtu)}
+                    "VPPAGENT_POD_MTU": str(sc.mtu), "VPPAGENT_POD_AF_PACKET_VERSION": str(sc.af_packet_version)}
         try:
             cfg = load(agent_env(socket_path, **settings))
         except ConfigError as e:
@@ -180,7 +180,8 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
                     vpps=[vpp], pids={"vpp": [proc.pid], "agent": [os.getpid()],
                                       **({"pod_vpp": pod_pids} if pod_pids else {})},
                     pod_vpps=pod_vpps, pod_ips=memif_ips,
-                    notes={"pod_interface": sc.pod_interface, "mtu": sc.mtu, "pod_offloads": sc.pod_offloads,
+                    notes={"pod_interface": sc.pod_interface, "af_packet_version": sc.af_packet_version,
+                           "mtu": sc.mtu, "pod_offloads": sc.pod_offloads,
                            "services": sc.services, "policy_backend": policy_backend,
                            "agent_cpu": "the runner process, which hosts the agent's threads"})
         if handle.errors:
