@@ -183,14 +183,15 @@ class Running:
 def start_agent(fake: FakeKube, emulator: Emulator) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
-    def start(**env_over: str) -> Running:
+    def start(features: Callable[[Config], list] | None = None, **env_over: str) -> Running:
+        """An agent with ``env_over``; ``features(cfg)`` replaces the features the config enables."""
         cfg: Config = load(agent_env(emulator.socket_path, **env_over))
         api = api_client_for_host(fake.url)
         recorder = EventRecorder(api, host=NODE).start()
         health = Health()
         registry = CollectorRegistry()
         agent = Agent(cfg, api_client=api, recorder=recorder, health=health, source_options=FAST,
-                      registry=registry)
+                      registry=registry, features=features(cfg) if features is not None else None)
         server = HealthServer(health, "127.0.0.1", 0, registry).start()
         run = Running(agent, server, recorder)
         started.append(run)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import api_dir
+from tests.reconcile.fakes import Clock
 from vppagent.connectivity import EncryptionSettings, NodeConnectivity
 from vppagent.emulator.server import Emulator
 from vppagent.model.k8s import Node
@@ -32,14 +33,6 @@ NODES = {  # name -> (pod CIDR, InternalIP)
     "node-b": ("10.244.2.0/24", "192.0.2.2"),
     "node-c": ("10.244.3.0/24", "192.0.2.3"),
 }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -17,6 +17,16 @@ from vppagent.vpp.errors import VppApiError, VppDisconnectedError
 from vppagent.vpp.retvals import Retval
 
 
+class Clock:
+    """A clock the test moves (``now``), for retry and backoff timing."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass(frozen=True)
 class Thing:
     name: str

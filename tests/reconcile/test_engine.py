@@ -9,15 +9,7 @@ from vppagent.reconcile import DuplicateKind, Intent, Key, Reconciler, RetryPoli
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
 
-from .fakes import BatchThingDescriptor, FakeVpp, Thing, ThingDescriptor
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from .fakes import BatchThingDescriptor, Clock, FakeVpp, Thing, ThingDescriptor
 
 
 @pytest.fixture(params=["one_by_one", "batched"])

@@ -2,47 +2,26 @@
 -> sources -> agent -> reconciler -> the VPP API emulator (a test double of VPP)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from tests.agent.conftest import Running, agent_env, fake, wait_for  # noqa: F401 - fixture reused
+from tests.agent.conftest import NODE, Running, fake, start_agent, wait_for  # noqa: F401 - fixtures reused
 from tests.fakekube import FakeKube
 from tests.fakekube import objects as k
 from tests.reconcile.conftest import mutating
-from vppagent.agent import Agent
-from vppagent.config import load
-from vppagent.health import Health, HealthServer
 from vppagent.services import ServiceTranslations
-from vppagent.sources import EventRecorder, api_client_for_host
 from vppagent.vpp import cnat
 from vppagent.vpp.client import VppClient
 
-from tests.agent.conftest import FAST, NODE
-
 
 @pytest.fixture
-def start_services_agent(fake: FakeKube, emulator) -> Iterator[Callable[..., Running]]:  # noqa: F811
-    started: list[Running] = []
-
+def start_services_agent(start_agent) -> Callable[..., Running]:  # noqa: F811 - the fixture
     def start(**env_over: str) -> Running:
-        cfg = load(agent_env(emulator.socket_path, VPPAGENT_SERVICE_EXTERNAL_CIDRS="203.0.113.0/24", **env_over))
-        api = api_client_for_host(fake.url)
-        recorder = EventRecorder(api, host=NODE).start()
-        health = Health()
-        registry = CollectorRegistry()
-        agent = Agent(cfg, api_client=api, recorder=recorder, health=health, source_options=FAST,
-                      registry=registry, features=[ServiceTranslations.from_config(cfg)])
-        server = HealthServer(health, "127.0.0.1", 0, registry).start()
-        run = Running(agent, server, recorder)
-        started.append(run)
-        return run
+        return start_agent(features=lambda cfg: [ServiceTranslations.from_config(cfg)],
+                           **{"VPPAGENT_SERVICE_EXTERNAL_CIDRS": "203.0.113.0/24", **env_over})
 
-    yield start
-    for run in started:
-        if run.thread.is_alive():
-            run.stop()
+    return start
 
 
 def picture(vpp: VppClient) -> dict[tuple[str, int], set[str]]:

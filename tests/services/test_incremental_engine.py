@@ -6,17 +6,9 @@ import random
 
 import pytest
 
-from tests.reconcile.fakes import BatchThingDescriptor, FakeVpp, Thing, ThingDescriptor
+from tests.reconcile.fakes import BatchThingDescriptor, Clock, FakeVpp, Thing, ThingDescriptor
 from vppagent.reconcile import Intent, Key, Reconciler, RetryPolicy
 from vppagent.vpp.retvals import Retval
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["one_by_one", "batched"])
