@@ -18,6 +18,7 @@ the sequential pods run twice: back to back (the pool runs dry after
 apart (the pool refills in the pauses, as between a runtime's sandboxes).
 
 Usage: python perf/cni_bench.py [--sequential 200] [--parallel 20] [--cycles 1000] [--spares 8] [--gap-ms 100]
+       [--af-packet-version 2|3]
 Writes perf/results/cni_bench.json. Needs root (network namespaces).
 """
 from __future__ import annotations
@@ -96,6 +97,7 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=20)
     ap.add_argument("--cycles", type=int, default=1000)
     ap.add_argument("--spares", type=int, default=8, help="pod_spare_interfaces (0: none)")
+    ap.add_argument("--af-packet-version", type=int, choices=(2, 3), default=2, help="pod_af_packet_version")
     ap.add_argument("--gap-ms", type=float, default=100.0,
                     help="pause between ADDs of the paced run (a runtime spends about that making a sandbox)")
     args = ap.parse_args()
@@ -103,11 +105,12 @@ def main() -> int:
     backend = f"real VPP ({vpp_bin})" if vpp_bin else "emulator (no packets; VPP call latency is not real VPP's)"
     print(f"backend: {backend}")
     out: dict = {"backend": backend, "machine": platform.node(), "cpus": os.cpu_count(), "driver": "veth+af_packet",
-                 "spares": args.spares, "gap_ms": args.gap_ms}
+                 "spares": args.spares, "af_packet_version": args.af_packet_version, "gap_ms": args.gap_ms}
     pods = Pods()
     try:
         with running_agent(vpp_bin=vpp_bin, pod_cidrs=("10.244.0.0/20",), VPPAGENT_LOG_LEVEL="warning",
-                           VPPAGENT_POD_SPARE_INTERFACES=str(args.spares)) as h:
+                           VPPAGENT_POD_SPARE_INTERFACES=str(args.spares),
+                           VPPAGENT_POD_AF_PACKET_VERSION=str(args.af_packet_version)) as h:
             full_pool(h, args.spares)
             base = census(h)
             out["census_before"] = base
