@@ -5,14 +5,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml testbed/pyproject.toml scripts/setup.sh
 	./scripts/setup.sh
 
 demo: $(STAMP)
-	$(VENV)/bin/vppagent demo
+	$(VENV)/bin/python -m testbed.demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
-	$(VENV)/bin/python perf/api_rate.py
+	$(VENV)/bin/python -m perf.api_rate

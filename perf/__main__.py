@@ -17,8 +17,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from perf.runner.scenario import ScenarioError, all_scenarios, find  # noqa: E402
 

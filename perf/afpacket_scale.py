@@ -9,7 +9,7 @@ At each checkpoint it measures, with nothing sent:
 Then it times af_packet create and delete with RCU grace periods normal and
 expedited (/sys/kernel/rcu_expedited, put back afterwards).
 
-Usage: python perf/afpacket_scale.py [--n 150] [--step 50] [--versions 2,3]
+Usage: python -m perf.afpacket_scale [--n 150] [--step 50] [--versions 2,3]
 Needs root and VPPAGENT_VPP_BIN. Writes perf/results/afpacket_scale.json.
 """
 from __future__ import annotations
@@ -23,12 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from pyroute2 import IPRoute  # noqa: E402
 
 from startup.vpp_process import VppProcess  # noqa: E402
-from tests.conftest import api_dir  # noqa: E402
+from testbed.targets import api_dir  # noqa: E402
 from vppagent.cni.pool import Rings, attach_af_packet  # noqa: E402
 from vppagent.cni.rcu import PATH as RCU_PATH  # noqa: E402
 from vppagent.vpp import af_packet, interfaces  # noqa: E402

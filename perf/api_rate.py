@@ -5,7 +5,7 @@ floor) and ``ip_route_add_del`` of /32 routes (a hot programming message,
 added then removed so VPP ends as it began), against the emulator and, when
 ``VPPAGENT_VPP_BIN`` or ``VPPAGENT_VPP_SOCKET`` is set, a real VPP.
 
-    python perf/api_rate.py [--calls N] [--out perf/results]
+    python -m perf.api_rate [--calls N] [--out perf/results]
 
 Prints a table and writes ``api_rate.json`` (one entry per backend).
 Connect plus compatibility check time is reported too.
@@ -23,12 +23,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from vpp_papi import VPPApiClient  # noqa: E402  (perf may use vpp_papi directly)
 
 from startup.vpp_process import VppProcess  # noqa: E402
-from vppagent.emulator.process import start_emulator_process  # noqa: E402
+from testbed.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.vpp import routes  # noqa: E402
 from vppagent.vpp.client import VppClient  # noqa: E402
 

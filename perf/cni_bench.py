@@ -17,7 +17,7 @@ the sequential pods run twice: back to back (the pool runs dry after
 ``--spares`` pods: the rest attach the slow way), and paced ``--gap-ms``
 apart (the pool refills in the pauses, as between a runtime's sandboxes).
 
-Usage: python perf/cni_bench.py [--sequential 200] [--parallel 20] [--cycles 1000] [--spares 8] [--gap-ms 100]
+Usage: python -m perf.cni_bench [--sequential 200] [--parallel 20] [--cycles 1000] [--spares 8] [--gap-ms 100]
        [--af-packet-version 2|3]
 Writes perf/results/cni_bench.json. Needs root (network namespaces).
 """
@@ -34,9 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.podnet.harness import Pods, container_id, host_links, running_agent  # noqa: E402
+from testbed.podnet import Pods, container_id, host_links, running_agent  # noqa: E402
 from vppagent.cni import pool, vpp_kinds  # noqa: E402
 from vppagent.vpp import af_packet, interfaces, routes  # noqa: E402
 

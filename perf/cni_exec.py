@@ -6,7 +6,7 @@ gRPC CniBackend on a unix socket that answers at once (tests/cni_plugin's
 fake agent), so the figure is the plugin's own cost: interpreter start,
 imports, validation, one gRPC round trip, printing.
 
-    python perf/cni_exec.py [--runs 50] [--out perf/results]
+    python -m perf.cni_exec [--runs 50] [--out perf/results]
 
 Prints p50/p99 per case and writes ``cni_exec.json``.
 """
@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from tests.cni_plugin.fake_agent import RunningAgent  # noqa: E402
+from testbed.fake_cni_agent import RunningAgent  # noqa: E402
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -4,7 +4,7 @@ Prints packs/s (and a few unpacks/s) for the messages bulk programming is made
 of, and writes them to perf/results/codec_bench.json. Both sides are checked
 to produce the same bytes / values before being timed.
 
-    python perf/codec_bench.py [--seconds 1.0] [--api-dir DIR]
+    python -m perf.codec_bench [--seconds 1.0] [--api-dir DIR]
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from typing import Any, Callable
 
 from vpp_papi.vpp_papi import VPPApiJSONFiles
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vppagent.vpp.codec import Codec  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -1,6 +1,6 @@
 """Node-to-node connectivity and encryption: control-plane costs now, data-plane throughput later.
 
-    python perf/encryption_bench.py [--peers 100] [--out perf/results]
+    python -m perf.encryption_bench [--peers 100] [--out perf/results]
 
 Part 1 (always; against the VPP *emulator*, a test double run as a separate
 process, so these are control-plane figures only):
@@ -16,7 +16,7 @@ process, so these are control-plane figures only):
 
 Part 2 (``--data-plane``, needs root and a real VPP in VPPAGENT_VPP_BIN):
 two private VPPs joined by a veth underlay, a pod netns behind each
-(``tests/connectivity/realnet.py``); per mode (flat/none, ipip, ipsec,
+(``testbed/realnet.py``); per mode (flat/none, ipip, ipsec,
 wireguard) an iperf3 TCP run pod to pod (``--seconds``), with both VPPs'
 CPU time during the run (CPU seconds per Gbit/s); then a live switch from
 ipip to IPsec under a 100 Hz ping: packets lost and the time from the
@@ -36,21 +36,19 @@ import ipaddress
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from ipsec import NodeKey, PairEpoch, RekeyTimers, derive_pair  # noqa: E402
+from testbed.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.connectivity import EncryptionSettings, NodeConnectivity  # noqa: E402
-from vppagent.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.model.k8s import Node  # noqa: E402
 from vppagent.model.k8s.fields import FrozenMap  # noqa: E402
 from vppagent.reconcile import Intent, Key, Reconciler  # noqa: E402
-from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND, Loopback, LoopbackDescriptor  # noqa: E402
+from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND  # noqa: E402
+from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor
 from vppagent.vpp.client import VppClient  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,8 +198,7 @@ def data_plane(seconds: int) -> dict:
     import shutil
     import subprocess
 
-    sys.path.insert(0, str(REPO))
-    from tests.connectivity.realnet import RealTopology, UplinkCapture, have_real_vpp
+    from testbed.realnet import RealTopology, UplinkCapture, have_real_vpp
 
     why = have_real_vpp()
     if why:

@@ -7,7 +7,7 @@ root one, so each create also pays for one extra worker-thread hop into that
 namespace (the agent calls create_veth in its own namespace and does not).
 Prints p50/p99 and writes perf/results/linux_side.json. Needs root.
 
-    python perf/linux_side_bench.py [--pods 100]
+    python -m perf.linux_side_bench [--pods 100]
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vppagent.cni import linux  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -1,6 +1,6 @@
 """NetworkPolicy compiler at scale: full compile, and the cost of one change.
 
-    python perf/policy_bench.py [--policies 1000] [--pods 5000] [--namespaces 50]
+    python -m perf.policy_bench [--policies 1000] [--pods 5000] [--namespaces 50]
                                 [--nodes 45] [--repeat 200] [--out perf/results]
 
 The workload is a synthetic cluster fed straight to ``PolicyCompiler`` as model
@@ -37,11 +37,8 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vppagent.model.k8s import (  # noqa: E402
     ContainerPort,

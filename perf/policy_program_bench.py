@@ -1,6 +1,6 @@
 """Network policy programming: kpol vs the ACL fallback, full and incremental.
 
-    python perf/policy_program_bench.py [--namespaces 20] [--pods 2000] [--local 50]
+    python -m perf.policy_program_bench [--namespaces 20] [--pods 2000] [--local 50]
                                         [--changes 50] [--out perf/results]
 
 Workload: ``--namespaces`` namespaces, half labelled ``team=web``;
@@ -39,12 +39,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from startup.vpp_process import VppPaths, VppProcess, render_startup_conf  # noqa: E402
+from testbed.emulator import Emulator  # noqa: E402
+from testbed.emulator.apidefs import load_definitions as emu_definitions  # noqa: E402
 from vppagent.agent import ClusterState  # noqa: E402
-from vppagent.emulator import Emulator  # noqa: E402
-from vppagent.emulator.apidefs import load_definitions as emu_definitions  # noqa: E402
 from vppagent.model.k8s import FrozenMap, Namespace, Pod, networkpolicy_from_api  # noqa: E402
 from vppagent.policy.feature import PolicyFeature  # noqa: E402
 from vppagent.reconcile import Found, Intent, Reconciler, default_is_retriable  # noqa: E402

@@ -1,6 +1,6 @@
 """Reconciler at scale: cold start, agent restart, VPP restart.
 
-    python perf/reconcile_scale.py [--pods 1000] [--services 5000] [--ports 2] [--endpoints 5]
+    python -m perf.reconcile_scale [--pods 1000] [--services 5000] [--ports 2] [--endpoints 5]
                                    [--nodes 100] [--out perf/results]
 
 The workload is a cluster as the agent's features see it, fed directly to
@@ -49,11 +49,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from startup.vpp_process import VppProcess  # noqa: E402
+from testbed.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.connectivity.node_routes import NodeRoutes  # noqa: E402
-from vppagent.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort  # noqa: E402
 from vppagent.reconcile import Intent, Key, Reconciler  # noqa: E402
 from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor  # noqa: E402

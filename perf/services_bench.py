@@ -1,6 +1,6 @@
 """Services at scale: full programming, then endpoint-change latency (incremental vs full recompute).
 
-    python perf/services_bench.py [--services 10000] [--endpoints 10] [--changes 300]
+    python -m perf.services_bench [--services 10000] [--endpoints 10] [--changes 300]
                                   [--full-samples 20] [--out perf/results]
 
 Workload: ``--services`` ClusterIP services of one TCP port, each with
@@ -42,11 +42,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from startup.vpp_process import VppProcess  # noqa: E402
+from testbed.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.agent import ClusterState  # noqa: E402
-from vppagent.emulator.process import start_emulator_process  # noqa: E402
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort  # noqa: E402
 from vppagent.reconcile import Reconciler  # noqa: E402
 from vppagent.services import ServiceTranslations  # noqa: E402

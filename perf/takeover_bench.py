@@ -1,6 +1,6 @@
 """Uplink takeover time with a real VPP, in a private node/peer namespace pair.
 
-    VPPAGENT_VPP_BIN=/opt/vpp/bin/vpp python perf/takeover_bench.py [--runs 5] [--out perf/results]
+    VPPAGENT_VPP_BIN=/opt/vpp/bin/vpp python -m perf.takeover_bench [--runs 5] [--out perf/results]
 
 Each run, inside a fresh node netns whose veth "uplink" leads to a peer netns:
 start VPP with the rendered startup.conf (``vpp_start_s``), then take over
@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from startup import linkstate, netns  # noqa: E402
 from startup.manager import BringUpConfig  # noqa: E402

@@ -32,4 +32,6 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[test]'
+# The test bed (emulator, fake API server, harnesses) is a package of its own, outside the wheel.
+.venv/bin/pip install -q -e ./testbed
 touch .venv/.installed

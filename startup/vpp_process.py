@@ -52,13 +52,16 @@ class VppPaths:
 def render_startup_conf(paths: VppPaths, *, main_core: int | None = None,
                         heap: str = "512M", buffers: int = 16384,
                         disabled_plugins: tuple[str, ...] = ("dpdk_plugin.so",),
-                        plugin_paths: tuple[str, ...] = ()) -> str:
+                        plugin_paths: tuple[str, ...] = (), workers: int = 0) -> str:
     """A startup.conf for a VPP that runs without hugepages, DPDK or root-wide paths.
 
     ``plugin_paths`` are extra directories VPP loads plugins from (ours, built
-    out of tree), in addition to its own.
+    out of tree), in addition to its own. ``workers`` worker threads poll the
+    interfaces besides the main thread, as on a real node.
     """
-    cpu = f"cpu {{ main-core {main_core} }}\n" if main_core is not None else ""
+    cpu_items = (f" main-core {main_core}" if main_core is not None else "") + \
+        (f" workers {workers}" if workers else "")
+    cpu = f"cpu {{{cpu_items} }}\n" if cpu_items else ""
     plugins = "".join(f"  add-path {d}\n" for d in plugin_paths)
     plugins += "".join(f"  plugin {p} {{ disable }}\n" for p in disabled_plugins)
     prefix = "vppagent" + str(abs(hash(str(paths.workdir))) % 10**8)
@@ -96,8 +99,9 @@ class VppProcess:
     # Environment and netns are inherited; die_with_parent asks the kernel to
     # SIGTERM VPP when the starting thread's process dies (PR_SET_PDEATHSIG).
     die_with_parent: bool = False
-    # Extra plugin directories (render_startup_conf's plugin_paths).
+    # Extra plugin directories and worker threads (render_startup_conf's).
     plugin_paths: tuple[str, ...] = ()
+    workers: int = 0
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _owns_workdir: bool = field(default=False, repr=False)
 
@@ -115,7 +119,7 @@ class VppProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         paths = self.paths
         paths.conf.write_text(self.config if self.config is not None else render_startup_conf(
-            paths, plugin_paths=self.plugin_paths))
+            paths, plugin_paths=self.plugin_paths, workers=self.workers))
         self._proc = subprocess.Popen(
             [self.binary, "-c", str(paths.conf)],
             stdin=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""The ``vppagent`` command: ``demo``, ``check``, ``run`` (the node agent), and the operator's
+"""The ``vppagent`` command: ``check``, ``run`` (the node agent), and the operator's
 ``status`` and ``show`` (``opscli``).
 
 Owns argument parsing and turning every expected failure into one clear line
@@ -31,15 +31,6 @@ def _check(args: argparse.Namespace) -> int:
         print(f"VPP {version.version} at {args.socket}: compatible "
               f"(connect and check {ms:.0f} ms, vpe pid {vpp.vpe_pid})")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from . import demo
-
-    if os.geteuid() != 0:
-        print("vppagent demo: needs root to create network namespaces and veth pairs", file=sys.stderr)
-        return EXIT_USAGE
-    return demo.run(args.api_dir)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -104,10 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vppagent", description="Kubernetes node agent for a VPP data plane")
     ap.add_argument("--log-level", default=os.environ.get("VPPAGENT_LOG_LEVEL", "warning"))
     sub = ap.add_subparsers(dest="cmd", required=True)
-
-    d = sub.add_parser("demo", help="attach two netns pods to VPP (or the emulator), ping, clean up")
-    d.add_argument("--api-dir", default=os.environ.get("VPPAGENT_API_DIR"))
-    d.set_defaults(func=_demo)
 
     c = sub.add_parser("check", help="connect to VPP and check API compatibility")
     c.add_argument("--socket", default=os.environ.get("VPPAGENT_VPP_SOCKET", "/run/vpp/api.sock"))

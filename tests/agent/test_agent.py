@@ -11,14 +11,13 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
-from tests.reconcile.conftest import mutating
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
+from testbed.wait import wait_for
+from tests.cluster import add_service, mutating, populate, slice_for, vpp_picture
 from vppagent.vpp import cnat, interfaces, routes
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppDisconnectedError
-
-from .conftest import add_service, populate, slice_for, vpp_picture, wait_for
 
 
 def http_status(port: int, path: str) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from testbed.targets import REPO
 from vppagent.config import KEYS, ConfigError, describe, load
 
 

@@ -8,39 +8,21 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import api_dir
-from tests.fakekube import FakeKube
+from testbed.agent_runner import agent_env
+from testbed.fakekube import FakeKube
+from testbed.targets import api_dir
+from testbed.wait import wait_for
+from tests.cluster import add_service, free_port, populate, subprocess_env, vpp_picture
 from vppagent.vpp import cnat
 from vppagent.vpp.client import VppClient
 
-from .conftest import add_service, agent_env, free_port, populate, subprocess_env, vpp_picture, wait_for
-
 N_SERVICES = 1500  # 3000 translations: enough batches to be killed in the middle of
-
-
-@pytest.fixture
-def emulator_process() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="vppagent-proc-") as d:
-        sock = str(Path(d) / "api.sock")
-        p = subprocess.Popen([sys.executable, "-m", "vppagent.emulator.cli", "--socket", sock,
-                              "--api-dir", api_dir()], env=subprocess_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        try:
-            assert "listening" in p.stdout.readline()
-            yield sock
-        finally:
-            p.terminate()
-            p.wait(timeout=10)
 
 
 class AgentProcess:
@@ -150,7 +132,7 @@ def test_agent_waits_for_vpp_and_is_not_ready_meanwhile(tmp_path: Path) -> None:
             agent.wait_line("waiting for VPP")
             wait_for(lambda: agent.status("/healthz") == 200, 20, "the health server")
             assert agent.status("/readyz") == 503
-            emu = subprocess.Popen([sys.executable, "-m", "vppagent.emulator.cli", "--socket", sock,
+            emu = subprocess.Popen([sys.executable, "-m", "testbed.emulator.cli", "--socket", sock,
                                     "--api-dir", api_dir()], env=subprocess_env(), stdout=subprocess.DEVNULL)
             try:
                 wait_for(lambda: agent.status("/readyz") == 200, 20, "ready once VPP is there")

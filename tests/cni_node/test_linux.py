@@ -1,7 +1,6 @@
 """The pod's Linux side against real namespaces and veth pairs (root needed)."""
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
 import time
@@ -228,14 +227,14 @@ def test_bad_input_to_configure_changes_nothing(make_netns):
     assert not before["up"]
 
 
-def test_demo_form_still_works(make_netns):
+def test_removing_the_pod_side_takes_the_host_end_too(make_netns):
     host_ns, pod_ns = make_netns(), make_netns()
     host_if, host_mac, pod_mac = _host_veth(host_ns, pod_ns, mtu=1500)
-    spec = linux.PodSide(pod_ns, "eth0", (ipaddress.ip_interface("10.99.1.2/24"),), host_mac)
-    assert linux.configure_pod_side(spec) == pod_mac
+    assert linux.configure_pod_side(pod_ns, "eth0", ["10.99.1.2/24"], host_mac) == pod_mac
     assert linux.check_pod_side(pod_ns, "eth0", ["10.99.1.2/32"], 1500) == []
-    linux.delete_link("eth0", pod_ns)
-    assert not linux.in_netns(host_ns, lambda: linux.link_exists(host_if))
+    linux.remove_pod_side(pod_ns, "eth0")
+    linux.remove_pod_side(pod_ns, "eth0")  # idempotent
+    assert not linux.in_netns(host_ns, lambda: linux.host_link_exists(host_if))
 
 
 def test_proc_pid_netns_path_works_and_is_gone_with_its_process(make_netns):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .fake_agent import FakeAgent, RunningAgent
+from testbed.fake_cni_agent import FakeAgent, RunningAgent
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import json
 import grpc
 import pytest
 
+from testbed.fake_cni_agent import SPEC_RESULT
 from vppagent.cni import plugin
 from vppagent.cni.pb import cni_backend_pb2 as pb
 from vppagent.cni.plugin import handle
 
 from .conftest import cni_env, dumps, spec_netconf
-from .fake_agent import SPEC_RESULT
 
 # The spec's example of a result another plugin (bridge) produced before us in a chain.
 BRIDGE_PREV_040 = {

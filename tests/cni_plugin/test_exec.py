@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from testbed.fake_cni_agent import SPEC_RESULT
+
 from .conftest import cni_env, dumps, spec_netconf
-from .fake_agent import SPEC_RESULT
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY_POINT = Path(sys.executable).parent / "vppagent-cni"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.fake_cni_agent import SPEC_RESULT
 from vppagent.cni.install import InstallError, InstallOptions, install
 
 from .conftest import cni_env
-from .fake_agent import SPEC_RESULT
 
 ENTRY_POINT = Path(sys.executable).parent / "vppagent-cni"
 

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import api_dir
+from ipsec import RekeyTimers
+from testbed.emulator.server import Emulator
+from testbed.targets import api_dir
 from tests.reconcile.fakes import Clock
 from vppagent.connectivity import EncryptionSettings, NodeConnectivity
-from vppagent.emulator.server import Emulator
 from vppagent.model.k8s import Node
 from vppagent.model.k8s.fields import FrozenMap
 from vppagent.reconcile import Intent, Key, Reconciler
-from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND, Loopback, LoopbackDescriptor
+from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
+from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor
 from vppagent.vpp.client import VppClient
-from ipsec import RekeyTimers
 from vppagent.vpp.tunnels import VxlanDecapNext
 
 GATEWAY = Loopback("pod-gateway", True, ("169.254.1.1/32",), 0)

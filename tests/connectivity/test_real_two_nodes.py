@@ -11,26 +11,16 @@ import time
 
 import pytest
 
-from tests.conftest import api_dir
-from tests.connectivity.conftest import ClusterView, Clock, Side, _feature, _reconciler, make_node
-from tests.connectivity.realnet import RealTopology, UplinkCapture, have_real_vpp, wait_until
+from testbed.netpods import TCP_CLIENT, TCP_SERVER
+from testbed.realnet import RealTopology, UplinkCapture, have_real_vpp, wait_until
+from testbed.targets import api_dir
+from tests.connectivity.conftest import Clock, ClusterView, Side, _feature, _reconciler, make_node
 from vppagent.vpp import ipsec
 
 pytestmark = [pytest.mark.real_vpp, pytest.mark.netns,
               pytest.mark.skipif(have_real_vpp() is not None, reason=have_real_vpp() or "")]
 
 MARKER = "5ec7e7da7a5ec7e7"  # ping -p pattern: 8 bytes the pods send, never to be seen in clear
-
-_TCP_SERVER = """
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7777)); s.listen(1); s.settimeout(20)
-c, peer = s.accept(); data = c.recv(100); c.sendall(b"pong:" + data + b":" + peer[0].encode()); c.close()
-"""
-_TCP_CLIENT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], 7777), timeout=10); c.sendall(b"ping"); print(c.recv(100).decode())
-"""
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +54,10 @@ def agents(topo, tmp_path):
 
 def program(sides, cluster) -> None:
     import dataclasses
+
+    from tests.connectivity.conftest import GATEWAY
     from vppagent.model.k8s.fields import FrozenMap
     from vppagent.reconcile import Intent
-    from tests.connectivity.conftest import GATEWAY
     from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
     for _ in range(2):  # compute, publish keys, compute again
         for s in sides:
@@ -88,11 +79,11 @@ def ping(topo, count: int = 5):
 
 def tcp(topo) -> str:
     b_ns = topo.nodes["node-b"].pod_ns
-    server = subprocess.Popen(["ip", "netns", "exec", b_ns, sys.executable, "-c", _TCP_SERVER],
+    server = subprocess.Popen(["ip", "netns", "exec", b_ns, sys.executable, "-c", TCP_SERVER],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)
-        client = topo.exec("node-a", sys.executable, "-c", _TCP_CLIENT, topo.nodes["node-b"].pod_ip)
+        client = topo.exec("node-a", sys.executable, "-c", TCP_CLIENT, topo.nodes["node-b"].pod_ip)
         assert client.returncode == 0, client.stderr
         return client.stdout.strip()
     finally:

@@ -14,9 +14,9 @@ import re
 
 import pytest
 
-from tests.conftest import real_vpp_reason
+from testbed.podnet import host_links, running_agent
+from testbed.targets import real_vpp_reason
 from tests.containerd.conftest import Runner, install_plugin
-from tests.podnet.harness import host_links, running_agent
 from vppagent.cni import vpp_kinds
 from vppagent.vpp import interfaces
 from vppagent.vpp.stats import StatsReader

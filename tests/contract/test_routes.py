@@ -6,8 +6,8 @@ import ipaddress
 import pytest
 
 from vppagent.vpp import interfaces, routes
-from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.client import BulkError
+from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
 
 

@@ -3,6 +3,7 @@ volumes and mounts, the ConfigMap and the env, ports and probes, the ServiceAcco
 Also: the ConfigMap is what scripts/gen_configmap.py writes, and its values load with config.load."""
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import subprocess
 import sys
@@ -156,11 +157,10 @@ def test_configmap_and_env(objs, ds) -> None:
 
 
 def test_configmap_is_generated_from_config_keys() -> None:
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import gen_configmap
-    finally:
-        sys.path.pop(0)
+    spec = importlib.util.spec_from_file_location("gen_configmap", REPO / "scripts" / "gen_configmap.py")
+    assert spec is not None and spec.loader is not None
+    gen_configmap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_configmap)
     current = (DEPLOY / "configmap.yaml").read_text()
     assert current == gen_configmap.render(), "deploy/configmap.yaml is out of date: run scripts/gen_configmap.py"
     data = yaml.safe_load(current)["data"]

@@ -8,26 +8,20 @@ after each test.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from vpp_papi import VPPApiClient
 
-from vppagent.emulator import Emulator
-from vppagent.emulator.apidefs import ApiDefinitions, load_definitions
-
-API_DIR = Path(os.environ.get("VPPAGENT_API_DIR")
-               or Path(__file__).resolve().parents[2].parent / "shared" / "vpp-api" / "v26.06")
+from testbed import targets
+from testbed.emulator import Emulator
+from testbed.emulator.apidefs import ApiDefinitions, load_definitions
 
 
 @pytest.fixture(scope="session")
 def api_dir() -> Path:
-    if not (API_DIR / "core" / "memclnt.api.json").is_file():
-        pytest.skip(f"VPP API definitions not found at {API_DIR} (set VPPAGENT_API_DIR)")
-    return API_DIR
+    return Path(targets.api_dir())
 
 
 @pytest.fixture(scope="session")
@@ -36,12 +30,8 @@ def definitions(api_dir: Path) -> ApiDefinitions:
 
 
 @pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="emu-"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def sock_dir(tmp_short: Path) -> Path:
+    return tmp_short
 
 
 def _make_emulator(sock_dir: Path, definitions: ApiDefinitions, **kw: Any) -> Emulator:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from vpp_papi import VPPApiClient
 
-CMD = [sys.executable, "-m", "vppagent.emulator.cli"]
+CMD = [sys.executable, "-m", "testbed.emulator.cli"]
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vppagent.emulator import Emulator, FamilyState, HandlerTable, HwClass, VppRetval
-from vppagent.emulator.handlers import discover
+from testbed.emulator import Emulator, FamilyState, HandlerTable, HwClass, VppRetval
+from testbed.emulator.handlers import discover
 from vppagent.vpp.retvals import Retval
 
 

@@ -6,8 +6,18 @@ import stat
 
 import pytest
 
-from ipsec import (BadAnnotation, EpochStore, KeyFileError, Lifetime, NodeKey, PairEpoch, PairRekey,
-                   RekeyTimers, derive_pair, parse_epoch)
+from ipsec import (
+    BadAnnotation,
+    EpochStore,
+    KeyFileError,
+    Lifetime,
+    NodeKey,
+    PairEpoch,
+    PairRekey,
+    RekeyTimers,
+    derive_pair,
+    parse_epoch,
+)
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from vppagent.cni import linux
-from vppagent.vpp import af_packet, interfaces, ksvc, neighbors, routes
+from testbed import netpods
+from vppagent.vpp import af_packet, interfaces, ksvc
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.ksvc import PROTO_TCP, PROTO_UDP, KsvcService
 
@@ -111,36 +111,15 @@ class Pods:
         return [(src, got.split()[0] if not got.startswith("error") else got) for src, got in json.loads(r.stdout)]
 
 
-def _no_tx_checksum_offload(ns: str) -> None:
-    """As the CNI does for pods: the kernel would leave TCP/UDP checksums partial on the veth,
-    af_packet hands them to VPP as they are, and the receiver drops every segment."""
-    from startup.ethtool import disable_offloads
-
-    linux.in_netns(linux.resolve_netns(ns), lambda: disable_offloads("eth0"))
-
-
 def _pod(vpp: VppClient, stack: ExitStack, ns: str, host_if: str, ips: list[str], loop: int) -> int:
-    linux.create_netns(ns)
-    stack.callback(linux.delete_netns, ns)
-    linux.create_veth(host_if, ns)
-    stack.callback(linux.delete_link, host_if)
-    sw = af_packet.create(vpp, host_if)
-    stack.callback(af_packet.delete, vpp, host_if)
-    interfaces.set_l3(vpp, sw, borrow_from=loop)  # unnumbered, IPv6 enabled
-    interfaces.set_admin_up(vpp, sw)
-    mac = linux.configure_pod_side(linux.PodSide(ns, "eth0", tuple(ipaddress.ip_interface(ip) for ip in ips),
-                                                 interfaces.get(vpp, sw).mac))
-    _no_tx_checksum_offload(ns)
-    for ip in ips:
-        neighbors.add(vpp, neighbors.Neighbor(sw, ipaddress.ip_address(ip), mac))
-        routes.add(vpp, routes.Route.of(ipaddress.ip_network(ip),
-                                        routes.Path(sw_if_index=sw, next_hop=ipaddress.ip_address(ip))))
+    sw = netpods.pod(vpp, stack, ns, host_if, ips, loopback=loop, flags=af_packet.Flags.QDISC_BYPASS,
+                     pod_offloads=False).sw_if_index
     ksvc.enable(vpp, sw, True)
     return sw
 
 
 @pytest.fixture(scope="module", params=[4, 6], ids=["ipv4", "ipv6"])
-def pods(request: pytest.FixtureRequest, ksvc_plugin_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def pods(request: pytest.FixtureRequest, ksvc_plugin_dirs: tuple[Path, ...], tmp_path_factory: pytest.TempPathFactory):
     import os
 
     if os.geteuid() != 0:
@@ -148,10 +127,7 @@ def pods(request: pytest.FixtureRequest, ksvc_plugin_dir: Path, tmp_path_factory
     fam = FAMILIES[request.param]
     sfx = secrets.token_hex(3)
     with ExitStack() as stack:
-        gen = real_target(tmp_path_factory.mktemp("ksvc-e2e"), ksvc_plugin_dir)
-        target = next(gen)
-        stack.callback(lambda: next(gen, None))  # stops VPP last
-        vpp = target.vpp
+        vpp = real_target(stack, tmp_path_factory.mktemp("ksvc-e2e"), ksvc_plugin_dirs).vpp  # stops VPP last
         loop = interfaces.create_loopback(vpp)
         interfaces.add_address(vpp, loop, ipaddress.ip_interface("10.97.255.1/32"))
         interfaces.add_address(vpp, loop, ipaddress.ip_interface("fd00:97:ff::1/128"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,10 @@ MAX_SESSIONS = 4
 
 
 @pytest.fixture(scope="module")
-def vpp(ksvc_plugin_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    gen = real_target(tmp_path_factory.mktemp("ksvc-pg"), ksvc_plugin_dir,
-                      extra_conf=f"ksvc {{ max-sessions-per-thread {MAX_SESSIONS} tcp-timeout 600 }}\n")
-    yield next(gen).vpp
-    next(gen, None)
+def vpp(ksvc_plugin_dirs: tuple[Path, ...], tmp_path_factory: pytest.TempPathFactory):
+    with ExitStack() as stack:
+        yield real_target(stack, tmp_path_factory.mktemp("ksvc-pg"), ksvc_plugin_dirs,
+                          extra_conf=f"ksvc {{ max-sessions-per-thread {MAX_SESSIONS} tcp-timeout 600 }}\n").vpp
 
 
 def cli(vpp: VppClient, cmd: str) -> str:
@@ -123,9 +123,9 @@ def test_ipv6_flows_are_translated_until_the_session_table_is_full(vpp: VppClien
     ("udp-timeout 0", "session timeout of 0 s"),
     ("max-flows 5", "unknown ksvc input"),
 ])
-def test_a_bad_startup_option_stops_vpp_with_the_reason(ksvc_plugin_dir: Path, tmp_path_factory, conf, why):
+def test_a_bad_startup_option_stops_vpp_with_the_reason(ksvc_plugin_dirs, tmp_path_factory, conf, why):
     from startup.vpp_process import VppStartError
 
-    with pytest.raises(VppStartError) as e:
-        next(real_target(tmp_path_factory.mktemp("ksvc-conf"), ksvc_plugin_dir, extra_conf=f"ksvc {{ {conf} }}\n"))
+    with pytest.raises(VppStartError) as e, ExitStack() as stack:
+        real_target(stack, tmp_path_factory.mktemp("ksvc-conf"), ksvc_plugin_dirs, extra_conf=f"ksvc {{ {conf} }}\n")
     assert why in str(e.value)

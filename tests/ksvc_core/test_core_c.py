@@ -5,9 +5,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .conftest import CORE, CORE_SOURCES, SANITIZE, compile_c
-
 import pytest
+
+from .conftest import CORE, CORE_SOURCES, SANITIZE, compile_c
 
 SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "halt_on_error=1"}
 

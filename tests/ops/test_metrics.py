@@ -3,15 +3,14 @@ outputs (no vpp_papi involved), the agent collector on a running agent (emulator
 collector on a real VPP's stats segment (real_vpp)."""
 from __future__ import annotations
 
-import os
 import urllib.request
+from contextlib import ExitStack
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import real_vpp_reason
-from tests.fakekube import objects as k
+from testbed.fakekube import objects as k
 from tests.ops.conftest import OpsAgent, wait_for
 from vppagent.ops.metrics import (
     PolicyCountersCollector,
@@ -70,8 +69,8 @@ def test_policy_rule_counters() -> None:
 
 
 def test_no_policy_plugin_means_no_policy_series(tmp_path) -> None:
-    from tests.conftest import api_dir
-    from vppagent.emulator.server import Emulator
+    from testbed.emulator.server import Emulator
+    from testbed.targets import api_dir
     from vppagent.vpp.client import VppClient
 
     emu = Emulator(str(tmp_path / "api.sock"), api_dir()).start()  # a VPP double without kpol
@@ -125,16 +124,14 @@ def test_agent_series_on_the_health_port(ops_agent: OpsAgent) -> None:
 
 @pytest.mark.real_vpp
 def test_stats_collector_on_a_real_vpp() -> None:
-    reason = real_vpp_reason()
-    if reason or not os.environ.get("VPPAGENT_VPP_BIN"):
-        pytest.skip(reason or "needs VPPAGENT_VPP_BIN (a private VPP with its stats socket)")
-    from startup.vpp_process import VppProcess
-    from tests.conftest import api_dir
+    from testbed import targets
     from vppagent.vpp import interfaces
-    from vppagent.vpp.client import VppClient
 
-    with VppProcess(os.environ["VPPAGENT_VPP_BIN"]) as proc, \
-            VppClient(str(proc.paths.api_socket), api_dir()).connect() as vpp:
+    with ExitStack() as stack:
+        # private: the test reads this VPP's own stats socket
+        target = targets.private_vpp(stack, client={})
+        vpp, proc = target.vpp, target.proc
+        assert vpp is not None and proc is not None
         idx = interfaces.create_loopback(vpp)
         name = interfaces.get(vpp, idx).name
         source = StatsSource(str(proc.paths.stats_socket))

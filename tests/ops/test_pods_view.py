@@ -10,8 +10,8 @@ import os
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.conftest import api_dir
-from tests.podnet.harness import Pods, container_id, running_agent
+from testbed.podnet import Pods, container_id, running_agent
+from testbed.targets import api_dir
 from vppagent import opscli
 from vppagent.ops.metrics import StatsSample, VppStatsCollector
 from vppagent.ops.status_server import StatusServer

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import api_dir
+from testbed.targets import api_dir
 from tests.ops.conftest import NODE, OpsAgent, wait_for
 from vppagent import opscli
 from vppagent.ops.status_server import StatusFailed, StatusServer, StatusServerError, StatusUnreachable, fetch

@@ -12,21 +12,20 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.agent.conftest import agent_env, free_port, populate, subprocess_env
+from testbed.agent_runner import agent_env
+from testbed.emulator.server import Emulator
+from testbed.fakekube import FakeKube
+from testbed.targets import api_dir
 from tests.agent.test_process import AgentProcess
-from tests.conftest import api_dir
-from tests.fakekube import FakeKube
+from tests.cluster import free_port, populate, subprocess_env
 from vppagent import config
-from vppagent.emulator.server import Emulator
 from vppagent.ops.metrics import AgentCollector
 from vppagent.ops.views import AgentView
 from vppagent.vpp.client import VppClient
@@ -34,21 +33,6 @@ from vppagent.vpp.client import VppClient
 WIRED = {"status_socket", "stats_socket"} <= {k.name for k in config.KEYS}
 needs_wiring = pytest.mark.skipif(not WIRED, reason="ops wiring not applied to config.py/cli.py "
                                                     "(/tmp/ops_agent.patch)")
-
-
-@pytest.fixture
-def emulator_process() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="vpa-ops-proc-") as d:
-        sock = str(Path(d) / "api.sock")
-        p = subprocess.Popen([sys.executable, "-m", "vppagent.emulator.cli", "--socket", sock,
-                              "--api-dir", api_dir()], env=subprocess_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        try:
-            assert "listening" in p.stdout.readline()
-            yield sock
-        finally:
-            p.terminate()
-            p.wait(timeout=10)
 
 
 @needs_wiring

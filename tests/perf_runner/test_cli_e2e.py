@@ -11,7 +11,7 @@ import pytest
 
 from perf.runner.run import run_scenario
 from perf.runner.scenario import find
-from tests.conftest import real_vpp_reason
+from testbed.targets import real_vpp_reason
 
 from .conftest import needs_root, perf_netns
 

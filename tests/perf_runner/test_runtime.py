@@ -1,14 +1,13 @@
 """``show runtime`` parsing, on text a real VPP 26.06 printed (data/) and on a live private VPP."""
 from __future__ import annotations
 
-import os
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from perf.runner.measure.runtime import RuntimeParseError, parse
-from tests.conftest import api_dir, real_vpp_reason
 
 DATA = Path(__file__).parent / "data" / "show_runtime_af_packet_tcp.txt"
 
@@ -56,35 +55,31 @@ def test_text_without_a_table_is_refused() -> None:
 
 
 @pytest.mark.real_vpp
-@pytest.mark.skipif(real_vpp_reason() is not None or not os.environ.get("VPPAGENT_VPP_BIN"),
-                    reason=real_vpp_reason() or "needs VPPAGENT_VPP_BIN (a private VPP)")
 def test_clear_and_read_on_a_live_vpp() -> None:
     from perf.runner.measure import runtime
-    from startup.vpp_process import VppProcess
-    from vppagent.vpp.client import VppClient
+    from testbed import targets
 
-    with VppProcess(os.environ["VPPAGENT_VPP_BIN"]) as proc:
-        vpp = VppClient(str(proc.paths.api_socket), api_dir()).connect()
-        try:
-            for cmd in ("create loopback interface", "set interface state loop0 up",
-                        "set interface ip address loop0 10.9.0.1/24", "create packet-generator interface pg0",
-                        "set interface state pg0 up", "set interface ip address pg0 10.8.0.1/24",
-                        "packet-generator new { name s0 limit 100 size 64-64 node ip4-input interface pg0 "
-                        "data { UDP: 10.8.0.2 -> 10.9.0.5 UDP: 1234 -> 5678 incrementing 8 } }"):
-                vpp.call("cli_inband", cmd=cmd)
-            vpp.call("cli_inband", cmd="ping 10.9.0.1 repeat 2 interval 0.01")
-            runtime.clear(vpp)
-            assert parse(vpp.call("cli_inband", cmd="show runtime").reply).ip_packets == 0
-            vpp.call("cli_inband", cmd="packet-generator enable-stream s0")
-            deadline = time.monotonic() + 10
-            while runtime.read(vpp).ip_packets < 100 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            rt = runtime.read(vpp)
-            by = {n.name: n for n in rt.nodes}
-            assert rt.ip_packets == 100
-            assert by["ip4-input"].vectors == by["ip4-lookup"].vectors == 100
-            assert by["ip4-lookup"].clocks_per_packet > 0
-            assert rt.clocks_per_packet() >= by["ip4-lookup"].clocks_per_packet
-            assert runtime.version(vpp).startswith("26.06")
-        finally:
-            vpp.close()
+    with ExitStack() as stack:
+        # private: the test adds a packet-generator interface that it does not remove
+        vpp = targets.private_vpp(stack, client={}).vpp
+        assert vpp is not None
+        for cmd in ("create loopback interface", "set interface state loop0 up",
+                    "set interface ip address loop0 10.9.0.1/24", "create packet-generator interface pg0",
+                    "set interface state pg0 up", "set interface ip address pg0 10.8.0.1/24",
+                    "packet-generator new { name s0 limit 100 size 64-64 node ip4-input interface pg0 "
+                    "data { UDP: 10.8.0.2 -> 10.9.0.5 UDP: 1234 -> 5678 incrementing 8 } }"):
+            vpp.call("cli_inband", cmd=cmd)
+        vpp.call("cli_inband", cmd="ping 10.9.0.1 repeat 2 interval 0.01")
+        runtime.clear(vpp)
+        assert parse(vpp.call("cli_inband", cmd="show runtime").reply).ip_packets == 0
+        vpp.call("cli_inband", cmd="packet-generator enable-stream s0")
+        deadline = time.monotonic() + 10
+        while runtime.read(vpp).ip_packets < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rt = runtime.read(vpp)
+        by = {n.name: n for n in rt.nodes}
+        assert rt.ip_packets == 100
+        assert by["ip4-input"].vectors == by["ip4-lookup"].vectors == 100
+        assert by["ip4-lookup"].clocks_per_packet > 0
+        assert rt.clocks_per_packet() >= by["ip4-lookup"].clocks_per_packet
+        assert runtime.version(vpp).startswith("26.06")

@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.agent.conftest import FAST, agent_env, wait_for
-from tests.fakekube import objects as k
-from tests.podnet.harness import Pods, container_id, host_links, running_agent
+from testbed.agent_runner import FAST, agent_env
+from testbed.fakekube import objects as k
+from testbed.podnet import Pods, container_id, host_links, running_agent
+from testbed.wait import wait_for
 from vppagent.agent import Agent
 from vppagent.cni import linux, vpp_kinds
 from vppagent.config import load
@@ -92,7 +93,7 @@ def test_add_attaches_the_pod_and_del_removes_everything(pods: Pods) -> None:
 
 
 def test_netconf_mtu_is_honoured_and_a_bad_one_refused(pods: Pods) -> None:
-    from tests.podnet import harness
+    from testbed import podnet as harness
 
     with running_agent() as h:
         ns = pods.netns(1)

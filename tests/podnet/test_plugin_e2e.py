@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import real_vpp_reason
-from tests.podnet.harness import Pods, container_id, host_links, running_agent
+from testbed.podnet import Pods, container_id, host_links, running_agent
+from testbed.targets import real_vpp_reason
 from vppagent.cni import vpp_kinds
 from vppagent.vpp import interfaces
 

@@ -6,25 +6,15 @@ import os
 
 import pytest
 
-from tests.conftest import real_vpp_reason
-from tests.podnet.harness import Pods, container_id, host_links, running_agent
+from testbed.netpods import TCP_CLIENT, TCP_SERVER
+from testbed.podnet import Pods, container_id, host_links, running_agent
+from testbed.targets import real_vpp_reason
 from vppagent.cni import vpp_kinds
 from vppagent.vpp import interfaces
 
 pytestmark = [pytest.mark.real_vpp, pytest.mark.netns,
               pytest.mark.skipif(real_vpp_reason() is not None or not os.environ.get("VPPAGENT_VPP_BIN"),
                                  reason=real_vpp_reason() or "needs VPPAGENT_VPP_BIN (a private VPP)")]
-
-_TCP_SERVER = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7777)); s.listen(1); s.settimeout(20)
-c, peer = s.accept(); data = c.recv(100); c.sendall(b"pong:" + data + b":" + peer[0].encode()); c.close()
-"""
-_TCP_CLIENT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], 7777), timeout=10); c.sendall(b"ping"); print(c.recv(100).decode())
-"""
 
 
 @pytest.mark.parametrize("version", [2, 3])
@@ -49,11 +39,11 @@ def test_two_pods_ping_and_talk_tcp_through_vpp(version: int) -> None:
             import subprocess
             import sys
             server = subprocess.Popen(["ip", "netns", "exec", os.path.basename(b_ns), sys.executable, "-c",
-                                       _TCP_SERVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                       TCP_SERVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 import time
                 time.sleep(0.5)
-                client = pods.exec(a_ns, sys.executable, "-c", _TCP_CLIENT, b_ip)
+                client = pods.exec(a_ns, sys.executable, "-c", TCP_CLIENT, b_ip)
                 assert client.returncode == 0, client.stderr
                 # The server saw pod a's own address: routed, not NATed.
                 assert client.stdout.strip() == f"pong:ping:{a_ip}"
@@ -81,8 +71,8 @@ def test_a_pod_reaches_a_cluster_ip_backed_by_another_pod() -> None:
     import sys
     import time
 
-    from tests.agent.conftest import wait_for
-    from tests.fakekube import objects as k
+    from testbed.fakekube import objects as k
+    from testbed.wait import wait_for
     from vppagent.vpp import cnat
 
     pods = Pods()
@@ -102,10 +92,10 @@ def test_a_pod_reaches_a_cluster_ip_backed_by_another_pod() -> None:
             wait_for(lambda: any(str(t.vip.address) == "10.96.0.50" for t in cnat.dump_translations(h.vpp)),
                      10, "the ClusterIP translation")
             server = subprocess.Popen(["ip", "netns", "exec", os.path.basename(b_ns), sys.executable, "-c",
-                                       _TCP_SERVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                       TCP_SERVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 time.sleep(0.5)
-                client = pods.exec(a_ns, sys.executable, "-c", _TCP_CLIENT.replace("7777", "80"), "10.96.0.50")
+                client = pods.exec(a_ns, sys.executable, "-c", TCP_CLIENT.replace("7777", "80"), "10.96.0.50")
                 assert client.returncode == 0, client.stderr
                 # Pod-to-service inside the cluster keeps the client's address.
                 assert client.stdout.strip() == f"pong:ping:{a_ip}"

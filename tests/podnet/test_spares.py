@@ -14,9 +14,9 @@ import subprocess
 
 import pytest
 
-from tests.agent.conftest import wait_for
-from tests.podnet.harness import Pods, container_id, running_agent, vpp_binary
-from tests.conftest import real_vpp_reason
+from testbed.podnet import Pods, container_id, running_agent, vpp_binary
+from testbed.targets import real_vpp_reason
+from testbed.wait import wait_for
 from vppagent.cni import linux, pool, vpp_kinds
 from vppagent.vpp import af_packet, interfaces
 
@@ -123,7 +123,7 @@ def test_a_failed_add_on_a_spare_leaves_nothing(pods: Pods, real: bool) -> None:
 
 
 def test_a_pod_with_its_own_mtu_gets_a_new_interface(pods: Pods) -> None:
-    from tests.podnet import harness
+    from testbed import podnet as harness
 
     with running_agent(**SPARES) as h:
         spares = full_pool(h)
@@ -195,12 +195,12 @@ def test_pods_on_spares_ping_through_a_real_vpp(pods: Pods) -> None:
         import sys
         import time
 
-        from tests.podnet.test_real_vpp import _TCP_CLIENT, _TCP_SERVER
-        server = subprocess.Popen(["ip", "netns", "exec", os.path.basename(b), sys.executable, "-c", _TCP_SERVER],
+        from testbed.netpods import TCP_CLIENT, TCP_SERVER
+        server = subprocess.Popen(["ip", "netns", "exec", os.path.basename(b), sys.executable, "-c", TCP_SERVER],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(0.5)
-            client = pods.exec(a, sys.executable, "-c", _TCP_CLIENT, ip_b)
+            client = pods.exec(a, sys.executable, "-c", TCP_CLIENT, ip_b)
             assert client.returncode == 0, client.stderr
             assert client.stdout.strip() == f"pong:ping:{ra['ips'][0]['address'].split('/')[0]}"
         finally:

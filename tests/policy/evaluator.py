@@ -1,6 +1,6 @@
 """The evaluator the policy tests use over the IR.
 
-Prefers the shared reference evaluator (``vppagent.policy.reference``, written
+Prefers the shared reference evaluator (``testbed.policy_reference``, written
 against the same IR by another part of the project); until it exists, a small
 local one that follows ``vppagent.policy.ir``'s normative semantics.
 ``SOURCE`` says which one is in use.
@@ -54,11 +54,11 @@ def local_evaluate(policy: PodPolicy, sets: Mapping[str, IpSet], direction: str,
 
 
 try:
-    from vppagent.policy.reference import evaluate as _reference_evaluate
+    from testbed.policy_reference import evaluate as _reference_evaluate
 except ImportError:  # not written yet
     _reference_evaluate = None
 
-SOURCE = "vppagent.policy.reference" if _reference_evaluate is not None else "tests/policy/evaluator.py (local)"
+SOURCE = "testbed.policy_reference" if _reference_evaluate is not None else "tests/policy/evaluator.py (local)"
 
 
 def evaluate(policy: PodPolicy, sets: Mapping[str, IpSet], direction: str, packet: Packet) -> bool:

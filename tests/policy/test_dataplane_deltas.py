@@ -1,4 +1,4 @@
-"""Compiler deltas drive the reference data-plane model (``vppagent.policy.reference``) in order,
+"""Compiler deltas drive the reference data-plane model (``testbed.policy_reference``) in order,
 without errors, and its stateful verdicts follow the policy: what the agent will do against the plugin.
 """
 from __future__ import annotations
@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-reference = pytest.importorskip("vppagent.policy.reference", reason="reference evaluator not present")
+reference = pytest.importorskip("testbed.policy_reference", reason="reference evaluator not present")
 
 from vppagent.model.k8s import ObjectKey  # noqa: E402
 from vppagent.policy.compiler import PolicyDelta  # noqa: E402

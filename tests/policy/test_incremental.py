@@ -10,8 +10,7 @@ import random
 
 import pytest
 
-from vppagent.model.k8s import ObjectKey
-from vppagent.model.k8s import LabelSelector
+from vppagent.model.k8s import LabelSelector, ObjectKey
 from vppagent.policy.ipsets import PodScope, SetDelta, set_name
 
 from .world import World, np

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-reference = pytest.importorskip("vppagent.policy.reference", reason="reference evaluator not present")
+reference = pytest.importorskip("testbed.policy_reference", reason="reference evaluator not present")
 
 from .vectors import generate  # noqa: E402
 

@@ -5,7 +5,7 @@
 Each case of ``test_semantics.CASES`` is compiled by ``PolicyCompiler``; its
 sets, the PodPolicies of its local pods and one packet line per policed side
 of every check are written in the vector grammar (see
-``vppagent.policy.reference``), with names prefixed by the case number. The
+``testbed.policy_reference``), with names prefixed by the case number. The
 expected verdict of each side comes from the evaluator; that the sides
 together give the table's allow/deny is asserted while generating, so the
 file carries the Kubernetes documentation's semantics down to the C core.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from vppagent.policy.ir import AddrPortSet, AddrSet, NetSet, Packet, PodPolicy
+from vppagent.policy.ir import AddrPortSet, AddrSet, NetSet, Packet
 
 from .evaluator import local_evaluate
 from .world import PROTO

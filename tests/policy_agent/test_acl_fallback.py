@@ -6,9 +6,9 @@ import random
 
 import pytest
 
+from testbed.policy_reference import net_contains
 from vppagent.policy import acl_fallback as aclf
 from vppagent.policy.ir import NetSet
-from vppagent.policy.reference import net_contains
 from vppagent.vpp import acl
 from vppagent.vpp.acl import Action
 

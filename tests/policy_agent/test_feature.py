@@ -10,12 +10,11 @@ import dataclasses
 import ipaddress
 import logging
 
+from testbed.emulator.handlers import kpol as emu_kpol
 from vppagent.model.k8s import IPBlock, ObjectKey, PolicyPeer
-from vppagent.sources import Upsert
-
-from vppagent.emulator.handlers import kpol as emu_kpol
 from vppagent.policy.compiler import INVALID_POLICY
 from vppagent.policy.ir import Packet
+from vppagent.sources import Upsert
 from vppagent.vpp import kpol
 
 from .world import Node, converge_delta, desired_now, full_intents, pod_key

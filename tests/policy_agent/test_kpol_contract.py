@@ -10,7 +10,7 @@ import ipaddress
 
 import pytest
 
-from vppagent.emulator.handlers import kpol as emu_kpol
+from testbed.emulator.handlers import kpol as emu_kpol
 from vppagent.policy.ir import Packet
 from vppagent.vpp import interfaces, kpol
 from vppagent.vpp.errors import VppApiError

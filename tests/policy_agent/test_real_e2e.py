@@ -6,45 +6,30 @@ policy lets TCP 7777 into srv from team=web namespaces only. c1 connects and
 gets the reply; c2 times out and the plugin's counters say default deny;
 then namespace other gets team=web and c2 connects, with no policy message
 sent by the agent (set membership only). Run with the kpol plugin
-(VPPAGENT_KPOL_PLUGIN_DIR) and on stock VPP (the ACL fallback).
-
-Until the agent wiring (/tmp/policyagent.patch) is applied, the test adds the
-feature and the Namespace/NetworkPolicy sources itself.
+(``testbed.plugins``) and on stock VPP (the ACL fallback).
 """
 from __future__ import annotations
 
 import ipaddress
-import os
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.agent.conftest import FAST, NODE, agent_env, wait_for
-from tests.conftest import api_dir, real_vpp_reason
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
-from tests.podnet.harness import AgentHandle, Pods, container_id, host_links
-from vppagent import agent as agent_mod
-from vppagent.agent import Agent, features_for
-from vppagent.config import load
+from testbed import plugins, targets
+from testbed.agent_runner import NODE
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
+from testbed.podnet import AgentHandle, Pods, container_id, host_links, running_agent
+from testbed.wait import wait_for
 from vppagent.policy.feature import PolicyFeature
-from vppagent.sources import NAMESPACES, NETWORK_POLICIES, api_client_for_host
 from vppagent.vpp import acl, kpol
-from vppagent.vpp.client import VppClient
 
-from .conftest import VPP_PLUGIN_DIRS
-
-pytestmark = [pytest.mark.real_vpp, pytest.mark.netns,
-              pytest.mark.skipif(real_vpp_reason() is not None or not os.environ.get("VPPAGENT_VPP_BIN"),
-                                 reason=real_vpp_reason() or "needs VPPAGENT_VPP_BIN (a private VPP)")]
+pytestmark = [pytest.mark.real_vpp, pytest.mark.netns]
 
 PORT = 7777
 _SERVER = f"""
@@ -68,63 +53,17 @@ except socket.timeout:
 
 
 @contextmanager
-def _policy_agent(with_kpol: bool, monkeypatch: Any) -> Iterator[tuple[AgentHandle, PolicyFeature]]:
-    from startup.vpp_process import VppPaths, VppProcess, render_startup_conf
-
-    if not hasattr(agent_mod, "NAMESPACES"):  # the wiring patch is not applied yet
-        monkeypatch.setitem(agent_mod._KIND_SPECS, "Namespace", NAMESPACES)
-        monkeypatch.setitem(agent_mod._KIND_SPECS, "NetworkPolicy", NETWORK_POLICIES)
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vpa-pole2e-")))
-        fake = stack.enter_context(FakeKube(bookmark_interval=0.2))
+def _policy_agent(with_kpol: bool) -> Iterator[tuple[AgentHandle, PolicyFeature]]:
+    fake = FakeKube(bookmark_interval=0.2)
+    with fake:
         fake.add(k.node(NODE, pod_cidrs=["10.244.1.0/24"], internal_ip="192.168.0.1"))
         for ns, labels in (("default", {}), ("web", {"team": "web"}), ("other", {})):
             fake.add(k.namespace(ns, labels=labels))
-        workdir = tmp / "vpp"
-        conf = render_startup_conf(VppPaths(workdir))
-        if with_kpol:
-            std = next((p for p in VPP_PLUGIN_DIRS if Path(p).is_dir()), VPP_PLUGIN_DIRS[0])
-            conf = conf.replace("plugins {\n", f"plugins {{\n  path {std}:{os.environ['VPPAGENT_KPOL_PLUGIN_DIR']}\n", 1)
-        proc = stack.enter_context(VppProcess(os.environ["VPPAGENT_VPP_BIN"], workdir=workdir, config=conf))
-        socket_path = str(proc.paths.api_socket)
-        sd = tmp / "state"
-        cni_socket = str(tmp / "cni" / "cni.sock")
-        cfg = load(agent_env(socket_path, VPPAGENT_PODS="true", VPPAGENT_SERVICES="false",
-                             VPPAGENT_STATE_DIR=str(sd), VPPAGENT_CNI_SOCKET=cni_socket,
-                             VPPAGENT_POD_INTERFACE="veth"))
-        holder: dict[str, Agent] = {}
-        features = features_for(cfg, submit=lambda: holder["agent"].queue.put(agent_mod.FeatureChanged()),
-                                ready=lambda: holder["agent"]._can_program())
-        policy = next((f for f in features if f.name == "policies"), None)
-        if policy is None:
-            policy = PolicyFeature(cfg.node_name, next(f for f in features if f.name == "pods"))
-            features.append(policy)
-        agent = holder["agent"] = Agent(cfg, api_client=api_client_for_host(fake.url), source_options=FAST,
-                                        features=features)
-        policy.bind_vpp(agent.vpp)
-        vpp = VppClient(socket_path, api_dir(), required={}).connect()
-        stack.callback(vpp.close)
-        handle = AgentHandle(agent, fake, vpp, cni_socket, sd, True)
-
-        def run() -> None:
-            try:
-                agent.run()
-            except BaseException as e:  # noqa: BLE001 - surfaced below
-                handle.errors.append(e)
-
-        thread = threading.Thread(target=run, name="policy-agent", daemon=True)
-        thread.start()
-
-        def stop() -> None:
-            agent.stop()
-            thread.join(timeout=15)
-            agent.pod_network.close()
-
-        stack.callback(stop)
-        wait_for(lambda: agent.ready or handle.errors, 30, "the agent to be ready")
-        assert not handle.errors, handle.errors
-        yield handle, policy
-        assert not handle.errors, handle.errors
+        with running_agent(vpp_bin=targets.vpp_binary(), fake=fake, VPPAGENT_POLICIES="true",
+                           plugin_dirs=plugins.plugin_dirs("kpol") if with_kpol else ()) as h:
+            policy = next(f for f in h.agent.features if f.name == "policies")
+            assert isinstance(policy, PolicyFeature)
+            yield h, policy
 
 
 def _connect(pods: Pods, netns: str, ip: str, timeout: float, msg: str = "ping") -> str:
@@ -133,12 +72,11 @@ def _connect(pods: Pods, netns: str, ip: str, timeout: float, msg: str = "ping")
 
 
 @pytest.mark.parametrize("backend", ["kpol", "acl"])
-def test_policy_allows_denies_and_follows_namespace_labels(backend: str, monkeypatch: Any) -> None:
-    if backend == "kpol" and not os.environ.get("VPPAGENT_KPOL_PLUGIN_DIR"):
-        pytest.skip("no kpol plugin: set VPPAGENT_KPOL_PLUGIN_DIR to the directory holding kpol_plugin.so")
+def test_policy_allows_denies_and_follows_namespace_labels(backend: str) -> None:
+    targets.require_real_vpp(private=True)
     pods = Pods()
     try:
-        with _policy_agent(backend == "kpol", monkeypatch) as (h, feature):
+        with _policy_agent(backend == "kpol") as (h, feature):
             ips = {}
             nss = {}
             for n, (name, ns, labels) in enumerate((("srv", "default", {"app": "srv"}), ("c1", "web", {}),

@@ -1,8 +1,8 @@
 """The kpol plugin in a real VPP: built out of tree against the installed VPP, loaded into
 a private VPP, driven through its binary API, and enforcing policy on real TCP traffic.
 
-Needs VPPAGENT_VPP_BIN (a VPP whose prefix has the cmake package: lib*/cmake/vpp),
-cmake and root. Topology for the traffic test: three pods in their own namespaces,
+Needs VPPAGENT_VPP_BIN and root, and the plugin (``testbed.plugins``: built with cmake
+against the VPP's prefix, or VPPAGENT_KPOL_PLUGIN_DIR). Topology for the traffic test: three pods in their own namespaces,
 each a veth attached to VPP with af_packet (client 10.98.1.2, server 10.98.1.3,
 other 10.98.1.4), all removed in teardown, on failure too.
 """
@@ -21,15 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from startup.vpp_process import VppPaths, VppProcess, render_startup_conf
-from tests.conftest import api_dir, real_vpp_reason
-from vppagent.cni import linux
-from vppagent.vpp import af_packet, interfaces, neighbors, routes
+from testbed import netpods, plugins, targets
+from vppagent.vpp import interfaces
 from vppagent.vpp.client import VppClient
 
 pytestmark = [pytest.mark.real_vpp]
 
-REPO = Path(__file__).resolve().parents[2]
 KIND_ADDR, KIND_NET, KIND_ADDR_PORT = 1, 2, 3
 ITEM_RULE, ITEM_PEER, ITEM_PORTS, ITEM_PEER_PORT = 0, 1, 2, 3
 # VNET_API_ERROR_* the handlers answer with (vnet/error.h)
@@ -37,61 +34,23 @@ NO_SUCH_ENTRY, INVALID_VALUE, INVALID_VALUE_2, ENTRY_EXISTS, IN_USE, INVALID_VAL
     -6, -7, -8, -116, -147, -150)
 
 
-def _vpp_prefix() -> Path:
-    reason = real_vpp_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    binary = os.environ.get("VPPAGENT_VPP_BIN")
-    if not binary:
-        pytest.skip("needs VPPAGENT_VPP_BIN: the test starts a private VPP with the plugin")
-    prefix = Path(binary).resolve().parents[1]
-    if not list(prefix.glob("lib*/cmake/vpp/VPPConfig.cmake")) and not list(
-            prefix.glob("lib/*/cmake/vpp/VPPConfig.cmake")):
-        pytest.skip(f"no VPP cmake package under {prefix} (lib*/cmake/vpp)")
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake not installed")
-    return prefix
-
-
-@dataclass(frozen=True)
-class Plugin:
-    so_dir: Path
-    api_json: Path
+@pytest.fixture(scope="module")
+def plugin() -> plugins.Built:
+    return plugins.plugin("kpol")
 
 
 @pytest.fixture(scope="module")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> Plugin:
-    prefix = _vpp_prefix()
-    build = tmp_path_factory.mktemp("kpol-plugin")
-    for cmd in (["cmake", "-S", str(REPO / "vpp_plugins"), "-B", str(build),
-                 f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release"],
-                ["cmake", "--build", str(build), "-j2"]):
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, f"{' '.join(cmd)}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    so = list(build.rglob("kpol_plugin.so"))
-    api = list(build.rglob("kpol.api.json"))
-    assert so and api, f"build produced no plugin/API JSON in {build}"
-    return Plugin(so[0].parent, api[0])
-
-
-@pytest.fixture(scope="module")
-def vpp(plugin: Plugin, tmp_path_factory: pytest.TempPathFactory):
+def vpp(plugin: plugins.Built, tmp_path_factory: pytest.TempPathFactory):
     """A private VPP that loads the plugin from the build dir, and a client that knows kpol.api."""
+    assert plugin.api_json is not None, f"no kpol.api.json next to {plugin.so_dir}"
     defs = tmp_path_factory.mktemp("kpol-api")
-    shared = Path(api_dir())
-    for sub in shared.iterdir():  # copies: the loader does not follow directory symlinks
+    for sub in Path(targets.api_dir()).iterdir():  # copies: the loader does not follow directory symlinks
         if sub.is_dir():
             shutil.copytree(sub, defs / sub.name)
     (defs / "kpol").mkdir()
     shutil.copy(plugin.api_json, defs / "kpol" / "kpol.api.json")
-    work = tmp_path_factory.mktemp("kpol-vpp")
-    conf = render_startup_conf(VppPaths(work)).replace(
-        "plugins {\n", f"plugins {{\n  add-path {plugin.so_dir}\n", 1)
-    assert "add-path" in conf
     with ExitStack() as stack:
-        proc = stack.enter_context(VppProcess(os.environ["VPPAGENT_VPP_BIN"], workdir=work, config=conf))
-        client = stack.enter_context(VppClient(str(proc.paths.api_socket), str(defs)).connect())
-        yield client
+        yield targets.private_vpp(stack, plugin_dirs=(plugin.so_dir,), client={"api_dir": str(defs)}).vpp
 
 
 def cli(vpp: VppClient, cmd: str) -> str:
@@ -349,22 +308,7 @@ def pods(vpp: VppClient):
         for name, ip in PODS.items():
             ns[name] = f"vpa-kpol-{name[0]}-{sfx}"
             host_if = f"vkp{name[0]}{sfx}"
-            linux.create_netns(ns[name])
-            stack.callback(linux.delete_netns, ns[name])
-            linux.create_veth(host_if, ns[name])
-            stack.callback(linux.delete_link, host_if)
-            # the kernel's partial checksums travel as offload metadata, or VPP would
-            # forward TCP segments with bad checksums between the veths
-            sw[name] = af_packet.create(vpp, host_if,
-                                        flags=af_packet.Flags.QDISC_BYPASS | af_packet.Flags.CKSUM_GSO)
-            stack.callback(af_packet.delete, vpp, host_if)
-            interfaces.set_unnumbered(vpp, sw[name], borrow_from=loop)
-            interfaces.set_admin_up(vpp, sw[name])
-            mac = linux.configure_pod_side(linux.PodSide(ns[name], "eth0", (ipaddress.ip_interface(f"{ip}/32"),),
-                                                         interfaces.get(vpp, sw[name]).mac))
-            neighbors.add(vpp, neighbors.Neighbor(sw[name], ipaddress.ip_address(ip), mac))
-            routes.add(vpp, routes.Route.of(ipaddress.ip_network(f"{ip}/32"),
-                                            routes.Path(sw_if_index=sw[name], next_hop=ipaddress.ip_address(ip))))
+            sw[name] = netpods.pod(vpp, stack, ns[name], host_if, [ip], loopback=loop).sw_if_index
         server = subprocess.Popen(["ip", "netns", "exec", ns["server"], sys.executable, "-c", SERVER, "server",
                                    PODS["server"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

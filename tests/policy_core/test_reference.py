@@ -9,12 +9,29 @@ from pathlib import Path
 
 import pytest
 
-from vppagent.policy.ir import (
-    AddrPortSet, AddrSet, DirectionPolicy, NetSet, Packet, PodPolicy, PortRange, Rule, Verdict,
+from testbed.policy_reference import (
+    ErrorCode,
+    PolicyModelError,
+    ReferenceDataplane,
+    VectorError,
+    VectorSession,
+    evaluate,
+    evaluate_path,
+    format_verdict,
+    run_vector_file,
+    run_vectors,
+    set_contains,
 )
-from vppagent.policy.reference import (
-    ErrorCode, PolicyModelError, ReferenceDataplane, VectorError, VectorSession, evaluate,
-    evaluate_path, format_verdict, run_vector_file, run_vectors, set_contains,
+from vppagent.policy.ir import (
+    AddrPortSet,
+    AddrSet,
+    DirectionPolicy,
+    NetSet,
+    Packet,
+    PodPolicy,
+    PortRange,
+    Rule,
+    Verdict,
 )
 
 from .conftest import VECTORS

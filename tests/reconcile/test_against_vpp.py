@@ -11,7 +11,7 @@ import ipaddress
 import time
 from collections import Counter
 
-
+from tests.cluster import mutating
 from vppagent.connectivity.node_routes import NodeRoutes
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort
 from vppagent.reconcile import Intent, Key, Reconciler
@@ -21,8 +21,6 @@ from vppagent.services.translations import ServiceTranslations
 from vppagent.vpp import cnat, interfaces, routes
 from vppagent.vpp.client import Connected
 from vppagent.vpp.retvals import Retval
-
-from .conftest import mutating
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network

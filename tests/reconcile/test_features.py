@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from vppagent.connectivity.node_routes import KIND as NODE_ROUTE, NodeRoutes
+from vppagent.connectivity.node_routes import KIND as NODE_ROUTE
+from vppagent.connectivity.node_routes import NodeRoutes
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort, ServiceType
 from vppagent.model.k8s import AddressType
 from vppagent.reconcile.route_kind import Hop, OwnedRoute
@@ -140,8 +141,8 @@ def test_node_routes_own_cluster_prefixes_but_not_this_nodes_or_host_routes() ->
 def test_bulk_request_fields_are_what_the_vpp_layer_sends() -> None:
     from types import SimpleNamespace
 
-    from vppagent.vpp.cnat import translation_fields
     from vppagent.vpp import cnat
+    from vppagent.vpp.cnat import translation_fields
 
     class Capture:
         def call(self, name, **fields):

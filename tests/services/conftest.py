@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.agent.conftest import emulator, vpp  # noqa: F401 - fixtures reused
-from tests.reconcile.conftest import mutating
+from tests.cluster import mutating
 from tests.services.helpers import CLUSTER_CIDRS, EXTERNAL_CIDRS, ME, SERVICE_CIDRS, cluster
 from vppagent.reconcile import PassResult, Problem, Reconciler
 from vppagent.services import ServiceTranslations

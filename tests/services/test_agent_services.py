@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.agent.conftest import NODE, Running, fake, start_agent, wait_for  # noqa: F401 - fixtures reused
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
-from tests.reconcile.conftest import mutating
+from testbed.agent_runner import NODE
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
+from testbed.wait import wait_for
+from tests.cluster import mutating
+from tests.conftest import Running
 from vppagent.services import ServiceTranslations
 from vppagent.vpp import cnat
 from vppagent.vpp.client import VppClient

@@ -15,7 +15,8 @@ from tests.services.helpers import (
     svc,
 )
 from vppagent.model.k8s import SessionAffinity, TrafficPolicy
-from vppagent.services import Backend, expand_service as expand, flow_hash_of
+from vppagent.services import Backend, flow_hash_of
+from vppagent.services import expand_service as expand
 from vppagent.vpp.cnat import LbType, Proto
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from testbed.emulator.handlers.cnat import CnatState
 from tests.services.conftest import Driver
 from tests.services.helpers import (
     Protocol,
@@ -17,7 +18,6 @@ from tests.services.helpers import (
     svc,
     upsert,
 )
-from vppagent.emulator.handlers.cnat import CnatState
 from vppagent.model.k8s import SessionAffinity, TrafficPolicy
 from vppagent.vpp import cnat
 

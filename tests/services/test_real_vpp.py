@@ -19,7 +19,6 @@ Everything is removed in teardown, on failure too.
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 import subprocess
 import sys
@@ -29,15 +28,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from startup.vpp_process import VppProcess
-from tests.conftest import api_dir, real_vpp_reason
+from startup.ethtool import disable_offloads
+from testbed import netpods, plugins, targets
 from tests.services.conftest import Driver
 from tests.services.helpers import Protocol, ServiceType, ep, eps, port, svc, upsert
 from vppagent.cni import linux
 from vppagent.model.k8s import Node, TrafficPolicy
 from vppagent.services import InterfaceRole, attach_interface
-from vppagent.vpp import cnat
-from vppagent.vpp import af_packet, catalog, interfaces, neighbors, routes
+from vppagent.vpp import af_packet, catalog, cnat, interfaces, neighbors, routes
 from vppagent.vpp.api_defs import load_definitions
 from vppagent.vpp.client import VppClient
 
@@ -97,30 +95,10 @@ class Topology:
         return got
 
 
-def _no_tx_checksum_offload(ns: str) -> None:
-    """As the CNI does for pods: the kernel would leave TCP/UDP checksums partial on the veth,
-    af_packet hands them to VPP as they are, and the receiver drops every segment."""
-    from startup.ethtool import disable_offloads
-
-    linux.in_netns(linux.resolve_netns(ns), lambda: disable_offloads("eth0"))
-
-
-def _pod(vpp: VppClient, stack: ExitStack, name: str, ns: str, host_if: str, ip: str, loopback: int) -> int:
-    linux.create_netns(ns)
-    stack.callback(linux.delete_netns, ns)
-    linux.create_veth(host_if, ns)
-    stack.callback(linux.delete_link, host_if)
-    sw = af_packet.create(vpp, host_if)
-    stack.callback(af_packet.delete, vpp, host_if)
-    interfaces.set_unnumbered(vpp, sw, borrow_from=loopback)
-    interfaces.set_admin_up(vpp, sw)
-    mac = linux.configure_pod_side(linux.PodSide(ns, "eth0", (ipaddress.ip_interface(f"{ip}/32"),),
-                                                 interfaces.get(vpp, sw).mac))
-    _no_tx_checksum_offload(ns)
-    neighbors.add(vpp, neighbors.Neighbor(sw, ipaddress.ip_address(ip), mac))
-    routes.add(vpp, routes.Route.of(ipaddress.ip_network(f"{ip}/32"),
-                                    routes.Path(sw_if_index=sw, next_hop=ipaddress.ip_address(ip))))
-    return sw
+def _pod(vpp: VppClient, stack: ExitStack, ns: str, host_if: str, ip: str, loopback: int) -> int:
+    # Offloads off, as the test has always run: this tier checks translations, not GSO.
+    return netpods.pod(vpp, stack, ns, host_if, [ip], loopback=loopback, flags=af_packet.Flags.QDISC_BYPASS,
+                       pod_offloads=False).sw_if_index
 
 
 def _server(stack: ExitStack, ns: str, name: str, addr: str, port_: int) -> None:
@@ -137,44 +115,35 @@ def _server(stack: ExitStack, ns: str, name: str, addr: str, port_: int) -> None
 
 @pytest.fixture(scope="module")
 def topo():
-    reason = real_vpp_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    if not os.environ.get("VPPAGENT_VPP_BIN"):
-        pytest.skip("needs VPPAGENT_VPP_BIN: the test starts a private VPP")
     sfx = secrets.token_hex(3)
     with ExitStack() as stack:
-        # With VPPAGENT_KSVC_PLUGIN_DIR, ClientIP affinity goes through our ksvc plugin.
-        ksvc_dir = os.environ.get("VPPAGENT_KSVC_PLUGIN_DIR", "")
-        proc = stack.enter_context(VppProcess(os.environ["VPPAGENT_VPP_BIN"],
-                                              plugin_paths=(ksvc_dir,) if ksvc_dir else ()))
+        # ClientIP affinity goes through our ksvc plugin.
         # Only the families this test uses are checked (not every family the agent pins).
-        defs = load_definitions(api_dir())
+        defs = load_definitions(targets.api_dir())
         required = catalog.required_messages(defs, catalog.requests([af_packet, interfaces, routes, neighbors, cnat]))
         required = {k: v for k, v in required.items() if not k.startswith("ksvc_")}
-        vpp = stack.enter_context(VppClient(str(proc.paths.api_socket), definitions=defs, required=required).connect())
+        target = targets.private_vpp(stack, plugin_dirs=plugins.plugin_dirs("ksvc"),
+                                     client={"definitions": defs, "required": required})
+        vpp, proc = target.vpp, target.proc
+        assert vpp is not None and proc is not None
         loopback = interfaces.create_loopback(vpp)
         interfaces.add_address(vpp, loopback, GATEWAY)
         interfaces.set_admin_up(vpp, loopback)
         ns = {r: f"vpa-svc-{r[0]}{r[-1]}-{sfx}" for r in ("client", "backend", "outside", "second")}
         sw = {
-            "client": _pod(vpp, stack, "client", ns["client"], f"vsc{sfx}", "10.99.1.2", loopback),
-            "backend": _pod(vpp, stack, "backend", ns["backend"], f"vsb{sfx}", "10.99.1.3", loopback),
-            "second": _pod(vpp, stack, "second", ns["second"], f"vs2{sfx}", "10.99.1.4", loopback),
+            "client": _pod(vpp, stack, ns["client"], f"vsc{sfx}", "10.99.1.2", loopback),
+            "backend": _pod(vpp, stack, ns["backend"], f"vsb{sfx}", "10.99.1.3", loopback),
+            "second": _pod(vpp, stack, ns["second"], f"vs2{sfx}", "10.99.1.4", loopback),
         }
         # The uplink and the world behind it.
-        linux.create_netns(ns["outside"])
-        stack.callback(linux.delete_netns, ns["outside"])
-        linux.create_veth(f"vsx{sfx}", ns["outside"])
-        stack.callback(linux.delete_link, f"vsx{sfx}")
-        for cmd in (["link", "set", "lo", "up"], ["link", "set", "eth0", "up"],
+        netpods.netns(stack, ns["outside"])
+        netpods.veth(stack, f"vsx{sfx}", ns["outside"])
+        for cmd in (["link", "set", "eth0", "up"],
                     ["addr", "add", str(OUTSIDE_IP), "dev", "eth0"], ["addr", "add", f"{REMOTE_POD}/32", "dev", "lo"]):
             subprocess.run(["ip", "-n", ns["outside"], *cmd], check=True)
-        _no_tx_checksum_offload(ns["outside"])
-        up = af_packet.create(vpp, f"vsx{sfx}")
-        stack.callback(af_packet.delete, vpp, f"vsx{sfx}")
+        linux.in_netns(linux.resolve_netns(ns["outside"]), lambda: disable_offloads("eth0"))
+        up = netpods.attach(vpp, stack, f"vsx{sfx}")
         interfaces.add_address(vpp, up, NODE_IP)
-        interfaces.set_admin_up(vpp, up)
         sw["uplink"] = up
         routes.add(vpp, routes.Route.of(ipaddress.ip_network("10.99.2.0/24"),
                                         routes.Path(sw_if_index=up, next_hop=OUTSIDE_IP.ip)))

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.ksvc.conftest import tmp_short  # noqa: F401 - fixture reused
-from tests.plugin_targets import emulator_target
+from testbed import targets
 from tests.services.conftest import Driver
 from tests.services.helpers import Protocol, delete, ep, eps, ip, port, svc, upsert
 from vppagent.model.k8s import Service, SessionAffinity
@@ -21,8 +21,10 @@ from vppagent.vpp import cnat, ksvc, routes
 
 
 @pytest.fixture(params=["with-ksvc", "stock"])
-def target(request, tmp_short: Path) -> Iterator:  # noqa: F811
-    yield from emulator_target(tmp_short, request.param == "with-ksvc")
+def target(request, tmp_short: Path) -> Iterator:
+    with ExitStack() as stack:
+        yield targets.emulator(stack, tmp_short, with_plugins=request.param == "with-ksvc",
+                               client=targets.any_client())
 
 
 def driver_for(vpp, **kw) -> Driver:

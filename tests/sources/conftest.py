@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakekube import FakeKube
+from testbed.fakekube import FakeKube
 from vppagent.sources import (
     BackoffPolicy,
     EventRecorder,
@@ -80,16 +80,6 @@ class Events:
                 out.append(self.queue.get_nowait())
             except queue.Empty:
                 return out
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
 from vppagent.sources import NODES, KubeConfigError, Upsert, load_api_client
 
 from .conftest import Events

@@ -6,11 +6,12 @@ import time
 
 import pytest
 
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
+from testbed.wait import wait_for
 from vppagent.sources import NODES, Backoff, BackoffPolicy, Upsert
 
-from .conftest import FAST, Events, wait_for
+from .conftest import FAST, Events
 
 
 def test_backoff_grows_exponentially_within_jitter_and_caps() -> None:

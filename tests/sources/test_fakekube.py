@@ -8,8 +8,8 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The standard set of sources: every kind through the real client paths, one queue."""
 from __future__ import annotations
 
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
 from vppagent.model import EndpointSlice, Namespace, NetworkPolicy, Node, Pod, Service
 from vppagent.sources import SourceGroup, Synced, Upsert
 

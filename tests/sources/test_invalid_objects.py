@@ -5,11 +5,12 @@ import logging
 
 import pytest
 
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
+from testbed.wait import wait_for
 from vppagent.sources import NETWORK_POLICIES, NODES, SERVICES, EventRecorder, ObjectRef, Upsert
 
-from .conftest import Events, wait_for
+from .conftest import Events
 
 
 def bad_operator_policy() -> dict:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import ipaddress
 
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
+from testbed.wait import wait_for
 from vppagent.model import Node, ObjectKey
 from vppagent.sources import NODES, PODS, Delete, Synced, Upsert
 
-from .conftest import Events, wait_for
+from .conftest import Events
 
 
 def names(evs: list) -> list[tuple[str, str]]:

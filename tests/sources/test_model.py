@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakekube import objects as k
+from testbed.fakekube import objects as k
 from vppagent.model import (
     AddressType,
     ContainerPort,

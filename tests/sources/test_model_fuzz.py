@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fakekube import objects as k
+from testbed.fakekube import objects as k
 from vppagent.model import CONVERTERS, InvalidObject, from_api
 
 BASES = {

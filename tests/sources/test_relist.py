@@ -5,12 +5,13 @@ import time
 
 import pytest
 
-from tests.fakekube import FakeKube
-from tests.fakekube import objects as k
+from testbed.fakekube import FakeKube
+from testbed.fakekube import objects as k
+from testbed.wait import wait_for
 from vppagent.model import ObjectKey
 from vppagent.sources import NODES, SERVICES, Delete, Upsert
 
-from .conftest import Events, wait_for
+from .conftest import Events
 
 
 def _start_with_three_nodes(fake: FakeKube, events: Events, start_source):

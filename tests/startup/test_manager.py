@@ -24,7 +24,7 @@ from startup.errors import (
 )
 from startup.manager import BringUpConfig
 
-from .conftest import REPO_ROOT, make_topo, remove_topo
+from .conftest import make_topo, remove_topo
 
 pytestmark = pytest.mark.netns
 
@@ -179,7 +179,6 @@ def test_unreadable_snapshot_is_an_error_and_kept(tmp_path):
 CRASHER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    sys.path.insert(0, {root!r})
     from startup import manager
     cfg = manager.BringUpConfig(state_dir=Path({state!r}))
     snap = manager.begin(cfg, manager.preflight(cfg))
@@ -194,7 +193,7 @@ def test_kill_9_mid_takeover_then_cli_restore_is_exact(topo, tmp_path):
     state = tmp_path / "state"
     proc = subprocess.Popen(
         ["ip", "netns", "exec", topo.node, sys.executable, "-c",
-         CRASHER.format(root=str(REPO_ROOT), state=str(state))],
+         CRASHER.format(state=str(state))],
         stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "taken"

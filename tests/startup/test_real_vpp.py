@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from startup import linkstate, status
-from tests.conftest import api_dir, real_vpp_reason
+from testbed.targets import api_dir, real_vpp_reason
 
 from .conftest import REPO_ROOT
 

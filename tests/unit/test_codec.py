@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from vpp_papi import vpp_serializer as vs
 from vpp_papi.macaddress import MACAddress
 from vpp_papi.vpp_papi import VPPApiJSONFiles

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import api_dir
+from testbed.targets import api_dir
 from vppagent.vpp import catalog
 from vppagent.vpp.api_defs import load_definitions
 from vppagent.vpp.client import VppClient

@@ -23,11 +23,10 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 from typing import TypeVar
 
-from pyroute2 import IPRoute, NetlinkError, netns
+from pyroute2 import IPRoute, NetlinkError
 from pyroute2.ethtool import Ethtool
 
 from startup.ethtool import disable_offloads
@@ -298,7 +297,9 @@ def create_macvlan(parent_ifname: str, netns_path: str, pod_ifname: str, mtu: in
     finally:
         os.close(fd)
 
+
 # --- the pod side ---------------------------------------------------------
+
 
 def _parse_ips(ips: Sequence[str], ifname: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     out = []
@@ -396,30 +397,13 @@ def _configure(path: str, ifname: str, addrs: list, gateway_mac: str, mtu: int,
                             ifname=ifname, netns=path) from e
 
 
-@dataclass(frozen=True)
-class PodSide:
-    """The pod side in one value (the earlier demo's form of configure_pod_side's arguments)."""
-
-    netns: str
-    ifname: str
-    addresses: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]
-    gateway_mac: str  # the VPP interface's MAC, answering for the link-local gateway
-    mtu: int = 1500
-
-
-def configure_pod_side(netns_path: str | PodSide, ifname: str = "eth0", ips: Sequence[str] = (),
+def configure_pod_side(netns_path: str, ifname: str = "eth0", ips: Sequence[str] = (),
                        gateway_mac: str = "", mtu: int = 1500,
                        gateway4: str = str(GATEWAY4), gateway6: str = str(GATEWAY6)) -> str:
     """Configure the pod end; return its MAC. Idempotent. Inputs are checked before any change.
 
     ``gateway_mac`` "" is for L3 links (tun): no neighbour entries are made.
-
-    Also accepts a ``PodSide`` as the only argument (used by ``vppagent.demo``).
     """
-    if isinstance(netns_path, PodSide):
-        spec = netns_path
-        netns_path, ifname, mtu = spec.netns, spec.ifname, spec.mtu
-        ips, gateway_mac = [str(a) for a in spec.addresses], spec.gateway_mac
     path = resolve_netns(netns_path)
     _check_ifname(ifname)
     _check_mtu(mtu, ifname)
@@ -505,36 +489,3 @@ def remove_pod_side(netns_path: str, ifname: str) -> None:
     """Delete the pod end (and so its veth peer); idempotent; NetnsGone if the netns is gone."""
     path = resolve_netns(netns_path)
     in_netns(path, lambda: _delete_link(ifname))
-
-
-# --- kept for vppagent.demo: named namespaces --------------------------------
-
-def create_netns(name: str) -> None:
-    if name in netns.listnetns():
-        raise LinuxNetError(f"network namespace {name} already exists", netns=name)
-    netns.create(name)
-
-
-def delete_netns(name: str) -> None:
-    """Remove a namespace (and so the devices in it); a missing one is fine."""
-    if name in netns.listnetns():
-        netns.remove(name)
-
-
-def netns_exists(name: str) -> bool:
-    return name in netns.listnetns() or os.path.exists(name)
-
-
-def delete_link(ifname: str, in_netns: str | None = None) -> None:
-    """Delete a link here or in a namespace; missing link or namespace is fine."""
-    if in_netns is None:
-        _delete_link(ifname)
-        return
-    try:
-        remove_pod_side(in_netns, ifname)
-    except NetnsGone:
-        pass
-
-
-def link_exists(ifname: str) -> bool:
-    return host_link_exists(ifname)

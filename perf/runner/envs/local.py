@@ -5,8 +5,8 @@ Kubernetes API over real HTTP, CNI gRPC backend on a unix socket); the pods
 are real netns whose eth0 veth is attached to VPP with af_packet by the
 agent. Scenario switches: ``services`` (service NAT on the pod interfaces,
 one ClusterIP backed by the server pod), ``policy`` (a NetworkPolicy on the
-server pod allowing the client; the kpol plugin when
-VPPAGENT_KPOL_PLUGIN_DIR is set, else the ACL fallback) and ``target:
+server pod allowing the client; the kpol plugin when ``testbed.plugins``
+can provide it, else the ACL fallback) and ``target:
 service`` (the client sends to the VIP). tun pods need /dev/vhost-net
 (refused with the reason otherwise). memif pods get a VPP of their own in
 the pod netns as the memif peer (pod_vpp.py), driven by the packet
@@ -17,21 +17,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from perf.runner.envs.common import (REPO, EnvError, EnvUnavailable, Setup, api_dir, need_vpp, netns_prefix,
-                                     rx_packets, set_offloads)
+from perf.runner.envs.common import EnvError, EnvUnavailable, Setup, need_vpp, netns_prefix, rx_packets, set_offloads
 from perf.runner.scenario import Scenario
 
 VIP = "10.96.0.60"
-NODE = "node-1"
+NODE = "node-1"  # testbed.agent_runner.NODE, the node the agent runs as
 SERVER_LABELS = {"app": "perf-server"}
 CLIENT_LABELS = {"app": "perf-client"}
 
@@ -53,30 +50,30 @@ def _check_pod_interface(sc: Scenario) -> None:
                              "them (use load tool vpp-pg)")
 
 
-def _vpp_config(workdir: Path, with_kpol: bool) -> str:
-    from startup.vpp_process import VppPaths, render_startup_conf
+def _kpol_plugin_dirs(sc: Scenario) -> tuple[Path, ...]:
+    """The kpol plugin for a policy scenario, or () for the ACL fallback when it cannot be had."""
+    from testbed import plugins
+    from testbed.targets import Unavailable
 
-    plugin_paths = (os.environ["VPPAGENT_KPOL_PLUGIN_DIR"],) if with_kpol else ()
-    return render_startup_conf(VppPaths(workdir), plugin_paths=plugin_paths)
+    if not sc.policy:
+        return ()
+    try:
+        return plugins.plugin_dirs("kpol")
+    except Unavailable:
+        return ()
 
 
 @contextmanager
 def local_env(sc: Scenario) -> Iterator[Setup]:
     _check_pod_interface(sc)
     binary = need_vpp()
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from startup.vpp_process import VppProcess
-    from tests.agent.conftest import FAST, agent_env
-    from tests.fakekube import FakeKube
-    from tests.fakekube import objects as k
-    from tests.podnet.harness import AgentHandle, Pods, container_id
-    from vppagent.agent import Agent
-    from vppagent.config import ConfigError, load
-    from vppagent.sources import api_client_for_host
-    from vppagent.vpp.client import VppClient
+    from testbed.fakekube import FakeKube
+    from testbed.fakekube import objects as k
+    from testbed.podnet import Pods, container_id, running_agent
+    from vppagent.config import ConfigError
 
-    with_kpol = sc.policy and bool(os.environ.get("VPPAGENT_KPOL_PLUGIN_DIR"))
+    plugin_dirs = _kpol_plugin_dirs(sc)
+    with_kpol = bool(plugin_dirs)
     pods = Pods()
     with ExitStack() as stack:
         stack.callback(pods.close)
@@ -84,42 +81,20 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
         fake = stack.enter_context(FakeKube(bookmark_interval=0.2))
         fake.add(k.node(NODE, pod_cidrs=["10.244.1.0/24"], internal_ip="192.168.0.1"))
         fake.add(k.namespace("default"))
-        proc = stack.enter_context(VppProcess(binary, workdir=tmp / "vpp", config=_vpp_config(tmp / "vpp", with_kpol)))
-        socket_path = str(proc.paths.api_socket)
-        settings = {"VPPAGENT_NODE_NAME": NODE, "VPPAGENT_PODS": "true",
-                    "VPPAGENT_SERVICES": str(sc.services).lower(), "VPPAGENT_POLICIES": str(sc.policy).lower(),
-                    "VPPAGENT_STATE_DIR": str(tmp / "state"), "VPPAGENT_CNI_SOCKET": str(tmp / "cni" / "cni.sock"),
+        settings = {"VPPAGENT_SERVICES": str(sc.services).lower(), "VPPAGENT_POLICIES": str(sc.policy).lower(),
                     # memif pods keep a veth eth0; the memif comes on top (annotation)
                     "VPPAGENT_POD_INTERFACE": "veth" if sc.pod_interface == "memif" else sc.pod_interface,
                     "VPPAGENT_POD_MTU": str(sc.mtu), "VPPAGENT_POD_AF_PACKET_VERSION": str(sc.af_packet_version)}
         try:
-            cfg = load(agent_env(socket_path, **settings))
+            handle = stack.enter_context(running_agent(vpp_bin=binary, fake=fake, plugin_dirs=plugin_dirs,
+                                                       **settings))
         except ConfigError as e:
             raise EnvError(f"agent configuration for {sc.name}: {e}") from e
-        agent = Agent(cfg, api_client=api_client_for_host(fake.url), source_options=FAST)
-        vpp = VppClient(socket_path, api_dir(), required={}).connect()
-        stack.callback(vpp.close)
-        handle = AgentHandle(agent, fake, vpp, settings["VPPAGENT_CNI_SOCKET"], tmp / "state", True)
-
-        def run() -> None:
-            try:
-                agent.run()
-            except BaseException as e:  # noqa: BLE001 - reported by the waits below
-                handle.errors.append(e)
-
-        thread = threading.Thread(target=run, name="perf-agent", daemon=True)
-        thread.start()
-
-        def stop() -> None:
-            agent.stop()
-            thread.join(timeout=15)
-            if agent.pod_network is not None:
-                agent.pod_network.close()
-
-        stack.callback(stop)
-        _wait(lambda: agent.ready or handle.errors, 30, "the agent to be ready")
-        if handle.errors:
-            raise EnvError(f"the agent failed to start: {handle.errors[0]!r}")
+        except AssertionError as e:
+            raise EnvError(f"the agent failed to start: {e}") from e
+        agent, vpp = handle.agent, handle.vpp
+        assert handle.target is not None and handle.target.proc is not None
+        vpp_pid = handle.target.proc.pid
 
         ips, nss, memif_ips = {}, {}, {}
         memif = sc.pod_interface == "memif"
@@ -177,7 +152,7 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
                            capture_output=True, timeout=15)
         yield Setup(client_prefix=netns_prefix(client_ns), server_prefix=netns_prefix(server_ns),
                     target_ip=target, server_ip=ips["server"], server_rx_packets=lambda: rx_packets(server_ns),
-                    vpps=[vpp], pids={"vpp": [proc.pid], "agent": [os.getpid()],
+                    vpps=[vpp], pids={"vpp": [vpp_pid], "agent": [os.getpid()],
                                       **({"pod_vpp": pod_pids} if pod_pids else {})},
                     pod_vpps=pod_vpps, pod_ips=memif_ips,
                     notes={"pod_interface": sc.pod_interface, "af_packet_version": sc.af_packet_version,

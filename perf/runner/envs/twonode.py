@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from perf.runner.envs.common import REPO, Setup, api_dir, need_vpp, rx_packets, set_offloads
+from perf.runner.envs.common import Setup, api_dir, need_vpp, rx_packets, set_offloads
 from perf.runner.scenario import Scenario
 
 
 @contextmanager
 def two_node_env(sc: Scenario) -> Iterator[Setup]:
     binary = need_vpp()
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
     from perf.encryption_bench import Clock, real_agents, real_clear, real_cluster, real_program
-    from tests.connectivity.realnet import RealTopology
+    from testbed.realnet import RealTopology
 
     topo = RealTopology(api_dir(), binary).start()
     work = Path(tempfile.mkdtemp(prefix="vpa-perf-2n-"))
