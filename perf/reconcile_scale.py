@@ -57,7 +57,7 @@ from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol
 from vppagent.reconcile import Intent, Key, Reconciler  # noqa: E402
 from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor  # noqa: E402
 from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor  # noqa: E402
-from vppagent.services.translations import ServiceTranslations  # noqa: E402
+from vppagent.services import ServiceTranslations  # noqa: E402
 from vppagent.vpp.client import Connected, VppClient  # noqa: E402
 
 CLUSTER = ipaddress.ip_network("10.0.0.0/9")  # room for 100+ nodes' /22 pod CIDRs

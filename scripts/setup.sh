@@ -15,6 +15,7 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v clang >/dev/null || need+=(clang libclang-rt-dev)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v iperf3 >/dev/null || need+=(iperf3)   # python -m perf run, and its tests
+command -v ethtool >/dev/null || need+=(ethtool) # the perf tests read the pods' offloads
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

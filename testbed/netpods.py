@@ -73,9 +73,10 @@ def _delete_host_link(ifname: str) -> None:
 
 
 def attach(vpp: VppClient, stack: ExitStack, host_if: str, *,
-           flags: af_packet.Flags = af_packet.Flags.QDISC_BYPASS) -> int:
-    """``host_if`` as an af_packet interface, admin up; deleted by ``stack``."""
-    sw = af_packet.create(vpp, host_if, flags=flags)
+           flags: af_packet.Flags = af_packet.Flags.QDISC_BYPASS, rings: dict | None = None) -> int:
+    """``host_if`` as an af_packet interface, admin up; deleted by ``stack``. ``rings``: the
+    ``af_packet.create`` ring arguments (flags included), e.g. the agent's ``pool.Rings.create_args``."""
+    sw = af_packet.create(vpp, host_if, **(rings or {"flags": flags}))
     stack.callback(af_packet.delete, vpp, host_if)
     interfaces.set_admin_up(vpp, sw)
     return sw
@@ -83,28 +84,26 @@ def attach(vpp: VppClient, stack: ExitStack, host_if: str, *,
 
 def pod(vpp: VppClient, stack: ExitStack, ns_name: str, host_if: str, ips: Sequence[str | IPInterface], *,
         loopback: int, flags: af_packet.Flags = af_packet.Flags.QDISC_BYPASS | af_packet.Flags.CKSUM_GSO,
-        pod_offloads: bool = True, tag: str | None = None, mtu: int = 1500) -> NetPod:
+        pod_offloads: bool = True, tag: str | None = None, mtu: int = 1500, rings: dict | None = None) -> NetPod:
     """A pod in netns ``ns_name`` (created here) reached through ``host_if``.
 
     ``flags``: the af_packet flags; CKSUM_GSO (the pod driver's choice) carries
     the kernel's partial checksums and GSO as offload metadata. Without it the
     pod's TX checksum offloads must be off (``pod_offloads=False``), or VPP
-    forwards TCP with bad checksums.
+    forwards TCP with bad checksums. ``pod_offloads`` as the agent's config key:
+    the pod driver's own choice of what to keep (``linux.configure_pod_side``). ``rings``: ring arguments instead of ``flags`` alone.
     """
     addrs = tuple(ipaddress.ip_interface(ip if "/" in str(ip) else f"{ip}/{ipaddress.ip_address(ip).max_prefixlen}")
                   for ip in ips)
     netns(stack, ns_name)
     veth(stack, host_if, ns_name, mtu=mtu)
-    sw = attach(vpp, stack, host_if, flags=flags)
+    sw = attach(vpp, stack, host_if, flags=flags, rings=rings)
     if tag:
         interfaces.set_tag(vpp, sw, tag)
     # Borrowing the loopback's address enables IP on the interface without an address per pod.
     interfaces.set_l3(vpp, sw, borrow_from=loopback)
-    mac = linux.configure_pod_side(ns_name, "eth0", [str(a) for a in addrs], interfaces.get(vpp, sw).mac, mtu)
-    if not pod_offloads:
-        from startup.ethtool import disable_offloads
-
-        linux.in_netns(linux.resolve_netns(ns_name), lambda: disable_offloads("eth0"))
+    mac = linux.configure_pod_side(ns_name, "eth0", [str(a) for a in addrs], interfaces.get(vpp, sw).mac, mtu,
+                                   offloads=pod_offloads)
     for a in addrs:
         nb = neighbors.Neighbor(sw, a.ip, mac)
         neighbors.add(vpp, nb)

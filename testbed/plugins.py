@@ -1,4 +1,4 @@
-"""Our VPP plugins (``vpp_plugins/``: kpol, ksvc) built out of tree against the VPP under test.
+"""Our VPP plugins (``vpp_plugins/``: kpol, ksvc, kpod) built out of tree against the VPP under test.
 
 Owns finding a built plugin: ``$VPPAGENT_KPOL_PLUGIN_DIR`` / ``$VPPAGENT_KSVC_PLUGIN_DIR``
 when set (the directory holding ``<name>_plugin.so``), otherwise one cmake build of
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from testbed.targets import REPO, Unavailable, require_real_vpp, vpp_binary
 
-PLUGINS = ("kpol", "ksvc")
+PLUGINS = ("kpol", "ksvc", "kpod")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from vppagent.reconcile import (
     RetryPolicy,
     VppUnavailable,
 )
-from vppagent.services.translations import ServiceTranslations
+from vppagent.services import ServiceTranslations
 from vppagent.sources import (
     ENDPOINT_SLICES,
     NAMESPACES,
@@ -72,7 +72,7 @@ from vppagent.sources import (
     Synced,
     Upsert,
 )
-from vppagent.vpp import (acl, af_packet, catalog, cnat, interfaces, ipsec, memif, neighbors, routes, tap,
+from vppagent.vpp import (acl, af_packet, catalog, cnat, features, interfaces, ipsec, memif, neighbors, routes, tap,
                           tunnels, wireguard)
 from vppagent.vpp.api_defs import load_definitions
 from vppagent.vpp.client import Connected, Disconnected, VppClient
@@ -88,7 +88,7 @@ _API_VERSIONS = {"Node": "v1", "Service": "v1", "Namespace": "v1", "Pod": "v1",
 # The VPP message families the enabled features use (checked at connect).
 # kpol (our plugin) is deliberately not here: stock VPP lacks it, and the
 # policies feature then falls back to the ACL plugin (kpol.available()).
-_FAMILIES = (interfaces, routes, cnat, neighbors, af_packet, tap, memif, tunnels, ipsec, wireguard, acl)
+_FAMILIES = (interfaces, routes, cnat, neighbors, af_packet, tap, memif, tunnels, ipsec, wireguard, acl, features)
 _IDLE_BEAT_S = 1.0  # the loop wakes at least this often, to beat /healthz
 _DRAIN_MAX = 20000  # events handled before looking at the reconciler again
 
@@ -212,7 +212,7 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry
                               settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s),
                               services=cfg.services, snat=cfg.service_snat, spares=cfg.pod_spare_interfaces,
                               af_packet_version=cfg.pod_af_packet_version,
-                              rcu_expedited=cfg.kernel_rcu_expedited))
+                              rcu_expedited=cfg.kernel_rcu_expedited, offloads=cfg.pod_offloads))
     if cfg.connectivity != "none":
         from ipsec import Lifetime, RekeyTimers
         from vppagent.cni.vpp_kinds import GATEWAY_NAME

@@ -77,13 +77,24 @@ class Scenario:
     encryption: str = "none"            # two-node only
     connectivity: str = "flat"          # two-node only
     kernel_mode: str = "bridge"         # kernel env: veth + bridge, or routing between netns
-    pod_offloads: bool = False          # pods' TX checksum/TSO/GSO (off: same packets in every env)
+    # Pods' TX checksum/TSO/GSO. None: as users get them, the kernel's defaults (on) in the kernel
+    # env, what the agent sets in the VPP envs; False: turned off (a labelled, offloads-off row).
+    pod_offloads: bool | None = None
     mtu: int = 1400
     baseline: str | None = None         # the kernel scenario run in the same session
     compare_to: str | None = None       # another scenario this one is held to (ratio target)
     target_ratio: float | None = None   # e.g. 0.9: within 10% of compare_to
     load: tuple[Load, ...] = (Load(),)
     kubectl: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def offloads_label(self) -> str:
+        """What the pods' offloads were, for result notes."""
+        if self.pod_offloads is False:
+            return "off"
+        if self.env == "kernel":
+            return "kernel defaults (on)"
+        return "on" if self.pod_offloads else "as the agent sets them"
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -171,7 +182,8 @@ def parse(raw: Any, source: str = "<scenario>") -> Scenario:
         encryption=_choice(source, "encryption", raw.get("encryption", "none"), ENCRYPTIONS),
         connectivity=_choice(source, "connectivity", raw.get("connectivity", "flat"), CONNECTIVITY),
         kernel_mode=_choice(source, "kernel_mode", raw.get("kernel_mode", "bridge"), KERNEL_MODES),
-        pod_offloads=_typed(source, "pod_offloads", raw.get("pod_offloads", False), bool),
+        pod_offloads=(None if raw.get("pod_offloads") is None
+                      else _typed(source, "pod_offloads", raw["pod_offloads"], bool)),
         mtu=_typed(source, "mtu", raw.get("mtu", 1400), int),
         baseline=raw.get("baseline") and _typed(source, "baseline", raw["baseline"], str),
         compare_to=raw.get("compare_to") and _typed(source, "compare_to", raw["compare_to"], str),

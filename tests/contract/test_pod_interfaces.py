@@ -43,14 +43,19 @@ def test_af_packet_round_trip(vpp, veth):
     assert all(a.host_if_name != veth for a in af_packet.dump(vpp))
 
 
+@pytest.mark.parametrize("gso", [False, True], ids=["offloads-off", "gso"])
 @pytest.mark.parametrize("version", [2, 3])
 @pytest.mark.parametrize("mtu", [1450, 9000])
-def test_pod_rings_are_accepted(vpp, veth, version, mtu):
-    rings = pool.Rings(version=version)
+def test_pod_rings_are_accepted(vpp, veth, version, mtu, gso):
+    rings = pool.Rings(version=version, gso=gso)
     args = rings.create_args(mtu)
     assert bool(args["flags"] & af_packet.Flags.VERSION_2) == (version == 2)
-    if version == 2:  # fixed-size frames: each holds an MTU-sized packet with its headers
-        assert args["rx_frame_size"] >= mtu + 256 and args["rx_frame_size"] * args["rx_frames_per_block"] >= 2 << 20
+    assert args["flags"] & af_packet.Flags.CKSUM_GSO
+    if version == 2:  # fixed-size frames: each holds the largest packet with its headers
+        largest = 65536 if gso else mtu
+        assert args["rx_frame_size"] >= largest + 256 and args["rx_frame_size"] % 16 == 0
+        ring = args["rx_frame_size"] * args["rx_frames_per_block"]
+        assert ring % 4096 == 0 and 2 << 20 <= ring <= 4 << 20, ring  # bytes in flight, not 66 MB
     idx = pool.attach_af_packet(vpp, veth, "02:fe:aa:00:00:02", mtu, rings)
     try:
         assert af_packet.AfPacket(idx, veth) in af_packet.dump(vpp)

@@ -1,6 +1,6 @@
 """Builds the ksvc C core's test programs once per session, into a temp dir.
 
-The core shares kpol's hash table (vpp_plugins/kpol/core/kp_hash.c), compiled
+The core shares the hash table of vpp_plugins/common/kp_hash.c with kpol, compiled
 in rather than copied. CI needs gcc (always) and, for the libFuzzer run, clang.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.c_build import CFLAGS, SANITIZE  # noqa: F401 - the suite's modules i
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "vpp_plugins" / "ksvc" / "core"
-CORE_SOURCES = ["../../kpol/core/kp_hash.c", "ks_services.c", "ks_session.c", "ks_packet.c"]
+CORE_SOURCES = ["../../common/kp_hash.c", "ks_services.c", "ks_session.c", "ks_packet.c"]
 
 
 def compile_c(out: Path, sources: list[str], flags: list[str], cc: str = "gcc",
@@ -28,3 +28,10 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("gcc") is None:
         pytest.fail("gcc is required to build the ksvc core tests")
     return tmp_path_factory.mktemp("ksvc-build")
+
+
+def copy_core(dest: Path) -> Path:
+    """The core and the shared sources, laid out as in vpp_plugins/ (for tests that plant bugs)."""
+    shutil.copytree(CORE, dest / "ksvc" / "core")
+    shutil.copytree(CORE.parents[1] / "common", dest / "common")
+    return dest / "ksvc" / "core"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CORE, CORE_SOURCES, SANITIZE, compile_c
+from .conftest import CORE, CORE_SOURCES, SANITIZE, compile_c, copy_core
 
 SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "halt_on_error=1"}
 
@@ -26,11 +26,7 @@ def test_unit_tests_pass_under_sanitizers(build_dir: Path):
 
 def test_a_failing_check_is_reported(build_dir: Path, tmp_path: Path):
     """The runner's verdict is real: a core that forgets affinity fails its checks."""
-    core = tmp_path / "ksvc" / "core"
-    core.mkdir(parents=True)
-    for f in CORE.glob("*.[ch]"):
-        shutil.copy(f, core / f.name)
-    shutil.copytree(CORE.parents[1] / "kpol" / "core", tmp_path / "kpol" / "core")
+    core = copy_core(tmp_path)
     src = (core / "ks_session.c").read_text()
     needle = "if (!aff_expired(a, now) && ks_service_has"
     assert needle in src

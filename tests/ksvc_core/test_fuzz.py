@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CORE, CORE_SOURCES, SANITIZE, compile_c
+from .conftest import CORE_SOURCES, SANITIZE, compile_c, copy_core
 
 
 def checked(stdout: str) -> dict[str, int]:
@@ -35,11 +35,7 @@ def test_deterministic_fuzz_driver_finds_no_broken_invariant(build_dir: Path):
 ])
 def test_fuzz_driver_detects_a_planted_bug(tmp_path: Path, path: str, before: str, after: str,
                                            message: str):
-    core = tmp_path / "ksvc" / "core"
-    core.mkdir(parents=True)
-    for f in CORE.glob("*.[ch]"):
-        shutil.copy(f, core / f.name)
-    shutil.copytree(CORE.parents[1] / "kpol" / "core", tmp_path / "kpol" / "core")
+    core = copy_core(tmp_path)
     src = (core / path).read_text()
     assert before in src
     (core / path).write_text(src.replace(before, after))

@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.netns, needs_root]
 
 def test_tcp_parallel_and_udp_small_packets_between_two_netns() -> None:
     before = perf_netns()
-    sc = parse({"name": "k", "env": "kernel", "kernel_mode": "route", "mtu": 1400})
+    # offloads off: each segment then crosses the server's eth0 as its own packet (no GSO/GRO)
+    sc = parse({"name": "k", "env": "kernel", "kernel_mode": "route", "mtu": 1400, "pod_offloads": False})
     with open_env(sc) as setup:
         assert perf_netns() - before, "the environment made its netns"
         rx0 = setup.server_rx_packets()
@@ -60,3 +61,15 @@ def test_the_kernel_env_removes_its_netns_after_a_failure() -> None:
             assert setup.server_rx_packets() is not None
             raise RuntimeError("boom")
     assert perf_netns() == before
+
+
+def test_the_kernel_baseline_keeps_the_kernels_offloads_by_default() -> None:
+    sc = parse({"name": "k", "env": "kernel", "kernel_mode": "bridge"})
+    assert sc.offloads_label == "kernel defaults (on)"
+    with open_env(sc) as setup:
+        ns = setup.server_prefix[-1]
+        r = subprocess.run(setup.server_prefix + ["ethtool", "-k", "eth0"], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 0, r.stderr
+        on = {line.split(":")[0].strip() for line in r.stdout.splitlines() if line.endswith(": on")}
+        assert {"tx-checksumming", "tcp-segmentation-offload", "generic-segmentation-offload"} <= on, (ns, on)

@@ -16,7 +16,7 @@ from tests.c_build import CFLAGS, SANITIZE  # noqa: F401 - the suite's modules i
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "vpp_plugins" / "kpol" / "core"
 VECTORS = REPO / "vpp_plugins" / "kpol" / "vectors"
-CORE_SOURCES = ["kp_hash.c", "kp_lpm.c", "kpol_core.c", "kp_flow.c", "kp_items.c"]
+CORE_SOURCES = ["../../common/kp_hash.c", "kp_lpm.c", "kpol_core.c", "kp_flow.c", "kp_items.c"]
 
 
 def compile_c(out: Path, sources: list[str], flags: list[str], cc: str = "gcc") -> Path:
@@ -42,3 +42,10 @@ def vector_files() -> list[Path]:
     files = sorted(VECTORS.glob("*.txt"))
     assert files, f"no vector files in {VECTORS}"
     return files
+
+
+def copy_core(dest: Path) -> Path:
+    """The core and the shared sources, laid out as in vpp_plugins/ (for tests that plant bugs)."""
+    shutil.copytree(CORE, dest / "kpol" / "core")
+    shutil.copytree(CORE.parents[1] / "common", dest / "common")
+    return dest / "kpol" / "core"

@@ -45,7 +45,7 @@ def test_unparsable_vector_line_is_an_error_not_a_pass(core_test_bin: Path, tmp_
 def test_core_builds_without_warnings_at_O2_and_as_c11(build_dir: Path):
     compile_c(build_dir / "core.o", ["kpol_core.c"], ["-O2", "-c", "-pedantic"])
     for src in CORE_SOURCES:
-        compile_c(build_dir / (src + ".o"), [src], ["-O2", "-c"])
+        compile_c(build_dir / (Path(src).name + ".o"), [src], ["-O2", "-c"])
 
 
 def test_core_headers_do_not_include_vpp():

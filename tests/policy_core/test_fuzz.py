@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CORE_SOURCES, SANITIZE, compile_c
+from .conftest import CORE_SOURCES, SANITIZE, compile_c, copy_core
 
 
 def test_deterministic_fuzz_driver_finds_no_broken_invariant(build_dir: Path):
@@ -25,16 +25,14 @@ def test_deterministic_fuzz_driver_finds_no_broken_invariant(build_dir: Path):
 
 def test_fuzz_driver_detects_a_planted_bug(build_dir: Path, tmp_path: Path):
     """The invariants are real: an LPM that ignores excepts must be caught."""
-    core = Path(__file__).resolve().parents[2] / "vpp_plugins" / "kpol" / "core"
-    for f in core.glob("*.[ch]"):
-        shutil.copy(f, tmp_path / f.name)
-    lpm = tmp_path / "kp_lpm.c"
+    core = copy_core(tmp_path)
+    lpm = core / "kp_lpm.c"
     src = lpm.read_text()
     assert "return best == KP_LPM_INCLUDE;" in src
     lpm.write_text(src.replace("return best == KP_LPM_INCLUDE;", "return (best & KP_LPM_INCLUDE) != 0;"))
     exe = tmp_path / "fuzz_bad"
-    cmd = ["gcc", "-std=c11", "-D_DEFAULT_SOURCE", "-O1", *(str(tmp_path / s) for s in CORE_SOURCES),
-           str(tmp_path / "fuzz.c"), "-o", str(exe)]
+    cmd = ["gcc", "-std=c11", "-D_DEFAULT_SOURCE", "-O1", *(str(core / s) for s in CORE_SOURCES),
+           str(core / "fuzz.c"), "-o", str(exe)]
     subprocess.run(cmd, check=True, capture_output=True)
     res = subprocess.run([str(exe), "5", "1"], capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "membership differs" in res.stderr

@@ -17,7 +17,7 @@ from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol
 from vppagent.reconcile import Intent, Key, Reconciler
 from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor
 from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
-from vppagent.services.translations import ServiceTranslations
+from vppagent.services import ServiceTranslations
 from vppagent.vpp import cnat, interfaces, routes
 from vppagent.vpp.client import Connected
 from vppagent.vpp.retvals import Retval

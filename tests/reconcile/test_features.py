@@ -8,7 +8,8 @@ from vppagent.connectivity.node_routes import NodeRoutes
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort, ServiceType
 from vppagent.model.k8s import AddressType
 from vppagent.reconcile.route_kind import Hop, OwnedRoute
-from vppagent.services.translations import Backend, ServiceTranslation, ServiceTranslations, expand
+from vppagent.services import Backend, Scope, ServiceTranslation, ServiceTranslations
+from vppagent.services import expand_service as expand
 from vppagent.vpp.cnat import Proto
 
 ip = ipaddress.ip_address
@@ -16,8 +17,7 @@ net = ipaddress.ip_network
 SVC_CIDRS = (net("10.96.0.0/12"), net("fd00:96::/108"))
 
 
-def owns(addr) -> bool:
-    return any(addr.version == c.version and addr in c for c in SVC_CIDRS)
+SCOPE = Scope(tuple(SVC_CIDRS))
 
 
 def svc(name="web", ips=("10.96.0.10",), ports=(("http", Protocol.TCP, 80),), **kw) -> Service:
@@ -40,7 +40,7 @@ def test_each_port_and_protocol_gets_a_translation_to_ready_endpoints_at_the_sli
         eps("b", addrs=("10.244.3.7",), ports=(("http", Protocol.TCP, 8080),)),
         eps("c", addrs=("10.244.4.8",), ports=(("http", Protocol.TCP, 8080),), ready=False),
     ]
-    out, problems = expand(s, slices, owns)
+    out, problems = expand(s, slices, SCOPE)
     assert not problems
     by_port = {(t.proto, t.port): t for t in out}
     assert by_port[(Proto.TCP, 80)].backends == (
@@ -51,19 +51,19 @@ def test_each_port_and_protocol_gets_a_translation_to_ready_endpoints_at_the_sli
 
 def test_dual_stack_service_gets_one_translation_per_family_with_that_familys_endpoints() -> None:
     s = svc(ips=("10.96.0.10", "fd00:96::10"))
-    out, _ = expand(s, [eps("v4"), eps("v6", addrs=("fd00:244::5",), family=AddressType.IPV6)], owns)
+    out, _ = expand(s, [eps("v4"), eps("v6", addrs=("fd00:244::5",), family=AddressType.IPV6)], SCOPE)
     assert {(str(t.vip), t.backends[0].address.version) for t in out} == {("10.96.0.10", 4), ("fd00:96::10", 6)}
 
 
 def test_no_translation_without_ready_endpoints_headless_or_external_name() -> None:
-    assert expand(svc(), [eps(ready=False)], owns) == ([], [])
-    assert expand(svc(), [], owns) == ([], [])
-    assert expand(svc(ips=(), headless=True), [eps()], owns) == ([], [])
-    assert expand(svc(ips=(), type=ServiceType.EXTERNAL_NAME), [eps()], owns) == ([], [])
+    assert expand(svc(), [eps(ready=False)], SCOPE) == ([], [])
+    assert expand(svc(), [], SCOPE) == ([], [])
+    assert expand(svc(ips=(), headless=True), [eps()], SCOPE) == ([], [])
+    assert expand(svc(ips=(), type=ServiceType.EXTERNAL_NAME), [eps()], SCOPE) == ([], [])
 
 
 def test_cluster_ip_outside_the_service_cidrs_is_a_problem_not_a_translation() -> None:
-    out, problems = expand(svc(ips=("192.168.7.7",)), [eps()], owns)
+    out, problems = expand(svc(ips=("192.168.7.7",)), [eps()], SCOPE)
     assert out == []
     assert [p.reason for p in problems] == ["ClusterIPOutsideServiceCIDRs"]
     assert "192.168.7.7" in problems[0].message

@@ -237,7 +237,7 @@ def create_veth(host_ifname: str, netns_path: str, pod_ifname: str = "eth0", mtu
     return mac
 
 
-def create_spare_veth(host_ifname: str, spare_ifname: str, mtu: int) -> None:
+def create_spare_veth(host_ifname: str, spare_ifname: str, mtu: int, offloads: bool = False) -> None:
     """Create a veth pair with both ends here and up: the host end for VPP, the other a macvlan parent.
 
     IPv6 is off on both first: they carry pods' frames only, never the node's own. The
@@ -260,7 +260,7 @@ def create_spare_veth(host_ifname: str, spare_ifname: str, mtu: int) -> None:
                     raise LinuxNetError(f"veth {name} vanished after creation", ifname=name)
                 _ipv6_off(name)
                 if name == spare_ifname:
-                    _offloads_off(name)  # a macvlan takes its offloads from its parent
+                    _offloads_for_vpp(name, offloads)  # a macvlan takes its offloads from its parent
                 ipr.link("set", index=idx, state="up")
         except BaseException:
             _delete_link(host_ifname)
@@ -319,12 +319,46 @@ def _write_sysctl(path: str, value: str, ifname: str, ns: str) -> None:
         raise LinuxNetError(f"cannot set {path}={value} in {ns}: {e}", ifname=ifname, netns=ns) from e
 
 
-# Offloads a pod's veth or macvlan must not have: the kernel would leave TCP/UDP/SCTP checksums
+# Offloads a pod's veth or macvlan has off unless pod_offloads: the kernel would leave TCP/UDP/SCTP checksums
 # partial (and hand over 64k GSO frames), af_packet passes such frames to VPP as they are, and
 # VPP 26.06 does not complete them before NAT (cnat), tunnels or WireGuard: receivers drop every
 # segment (TcpInCsumErrors). Turned off with startup.ethtool.disable_offloads, as node bring-up
 # does for its own veth; these are the checksum features that shows (``checksum_offloads``).
 _CHECKSUM_FEATURES = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "tx-checksum-sctp")
+
+
+# With the pods' offloads kept (config pod_offloads), what VPP 26.06 still cannot take: af_packet
+# reads the kernel's UDP GSO type as TCP GSO, and has no use for fraglist or tunnel GSO frames
+# (docs/upstream-vpp-af-packet-offloads.md). TX checksum, TSO and GSO of TCP stay on.
+_GSO_VPP_CANNOT_TAKE = ("tx-udp-segmentation", "tx-gso-list", "tx-udp_tnl-segmentation",
+                        "tx-udp_tnl-csum-segmentation", "tx-gre-segmentation", "tx-gre-csum-segmentation",
+                        "tx-ipxip4-segmentation", "tx-ipxip6-segmentation", "tx-sctp-segmentation")
+
+
+def _gso_vpp_cannot_take_off(ifname: str) -> None:
+    """Runs in the link's namespace. Only features the device lets us change are touched."""
+    e = Ethtool()
+    try:
+        feats = e.get_features(ifname)
+        changed = False
+        for name in _GSO_VPP_CANNOT_TAKE:
+            f = feats.features.get(name)
+            if f is not None and f.enable and f.available:
+                f.enable = False
+                changed = True
+        if changed:
+            e.set_features(ifname, feats)
+    finally:
+        e.close()
+
+
+def _offloads_for_vpp(ifname: str, keep: bool) -> None:
+    """``keep``: the pod keeps TCP's TX checksum/TSO/GSO (VPP takes them as offload metadata);
+    otherwise every offload whose frame VPP could forward wrong is off."""
+    if keep:
+        _gso_vpp_cannot_take_off(ifname)
+    else:
+        _offloads_off(ifname)
 
 
 def _offloads_off(ifname: str) -> None:
@@ -338,7 +372,7 @@ def _offloads_off(ifname: str) -> None:
 
 
 def _configure(path: str, ifname: str, addrs: list, gateway_mac: str, mtu: int,
-               gw4: ipaddress.IPv4Address, gw6: ipaddress.IPv6Address) -> str:
+               gw4: ipaddress.IPv4Address, gw6: ipaddress.IPv6Address, offloads: bool = False) -> str:
     """Runs inside the pod namespace. Uses replace everywhere, so it is idempotent."""
     has4 = any(a.version == 4 for a in addrs)
     has6 = any(a.version == 6 for a in addrs)
@@ -362,8 +396,8 @@ def _configure(path: str, ifname: str, addrs: list, gateway_mac: str, mtu: int,
                 raise LinuxNetError(f"IPv6 is disabled in {path} but {ifname} needs an IPv6 address",
                                     ifname=ifname, netns=path)
             if gateway_mac:
-                step = "offloads off"
-                _offloads_off(ifname)
+                step = "offloads"
+                _offloads_for_vpp(ifname, offloads)
             step = "link up"
             ipr.link("set", index=idx, mtu=mtu, state="up")
             for a in addrs:
@@ -399,8 +433,10 @@ def _configure(path: str, ifname: str, addrs: list, gateway_mac: str, mtu: int,
 
 def configure_pod_side(netns_path: str, ifname: str = "eth0", ips: Sequence[str] = (),
                        gateway_mac: str = "", mtu: int = 1500,
-                       gateway4: str = str(GATEWAY4), gateway6: str = str(GATEWAY6)) -> str:
+                       gateway4: str = str(GATEWAY4), gateway6: str = str(GATEWAY6), offloads: bool = False) -> str:
     """Configure the pod end; return its MAC. Idempotent. Inputs are checked before any change.
+
+    ``offloads``: keep the pod's TCP checksum and segmentation offloads (``_offloads_for_vpp``).
 
     ``gateway_mac`` "" is for L3 links (tun): no neighbour entries are made.
     """
@@ -417,7 +453,7 @@ def configure_pod_side(netns_path: str, ifname: str = "eth0", ips: Sequence[str]
         gw6 = ipaddress.IPv6Address(gateway6)
     except ValueError as e:
         raise LinuxNetError(f"invalid gateway address: {e}", ifname=ifname, netns=path) from None
-    mac = in_netns(path, lambda: _configure(path, ifname, addrs, gateway_mac, mtu, gw4, gw6))
+    mac = in_netns(path, lambda: _configure(path, ifname, addrs, gateway_mac, mtu, gw4, gw6, offloads))
     log.debug("pod side configured", extra={"netns": path, "ifname": ifname,
                                             "ips": [str(a) for a in addrs], "mtu": mtu})
     return mac

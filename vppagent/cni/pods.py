@@ -125,8 +125,9 @@ class PodNetwork:
                  driver: str = "auto", submit: Callable[[], None] = lambda: None,
                  ready: Callable[[], bool] = lambda: True, settle_timeout_s: float = 20.0,
                  services: bool = False, snat: bool = False, spares: int = 0,
-                 af_packet_version: int = 2, rcu_expedited: bool = False):
+                 af_packet_version: int = 2, rcu_expedited: bool = False, offloads: bool = False):
         self.node_name = node_name
+        self.offloads = offloads  # veth pods keep TCP checksum/TSO/GSO (config pod_offloads)
         self.table_id = table_id
         self.mtu = mtu
         self.driver = _choose_driver(driver)
@@ -148,10 +149,10 @@ class PodNetwork:
         self._adopt: dict[tuple[str, str], int] = {}  # ADDs in progress that took a spare: its sw_if_index
         self._intent_memo: dict[tuple[str, str], tuple[Attachment, list[Intent]]] = {}  # reconciler thread only
         template = pool.Spare("", "", mtu, table_id, vpp_kinds.gateway_loopback(table_id).key,
-                              self.services, self.snat)
+                              self.services, self.snat, offloads)
         self.pool = SparePool(size=spares if self.driver is Driver.VETH else 0, mtu=mtu, submit=submit,
-                              template=template)
-        self.rings = pool.Rings(version=af_packet_version)
+                              template=template, offloads=offloads)
+        self.rings = pool.Rings(version=af_packet_version, gso=offloads)
         self._recover()
         self._rcu = RcuExpedited()
         if rcu_expedited:
@@ -226,7 +227,7 @@ class PodNetwork:
         main = vpp_kinds.PodInterface(
             vpp_kinds.interface_name(a.container_id, a.ifname), a.driver, a.host_ifname,
             a.vpp_mac if a.driver is Driver.VETH else "", a.mtu, self.table_id, gateway, neigh, a.netns,
-            cnat=self.services, snat=self.snat, adopt=adopt)
+            cnat=self.services, snat=self.snat, adopt=adopt, gso_fix=self.offloads and a.driver is Driver.VETH)
         out = [(main, vpp_kinds.pod_routes(main, main_ips))]
         if a.memif_socket:
             m = vpp_kinds.PodInterface(vpp_kinds.interface_name(a.container_id, MEMIF_IFNAME), Driver.MEMIF,
@@ -407,10 +408,10 @@ class PodNetwork:
                                         "total_ms": round((time.perf_counter() - t0) * 1000, 1)})
         return _result(a)
 
-    @staticmethod
-    def _configure_pod_side(call: CniCall, ips: list[str], gateway_mac: str, mtu: int) -> None:
+    def _configure_pod_side(self, call: CniCall, ips: list[str], gateway_mac: str, mtu: int) -> None:
         _linux(call, "configuring the pod's interface", lambda: linux.configure_pod_side(
-            call.netns, call.ifname, ips, gateway_mac, mtu, gateway4=vpp_kinds.GATEWAY4, gateway6=vpp_kinds.GATEWAY6))
+            call.netns, call.ifname, ips, gateway_mac, mtu, gateway4=vpp_kinds.GATEWAY4, gateway6=vpp_kinds.GATEWAY6,
+            offloads=self.offloads))
 
     def _give_back(self, key: tuple[str, str], taken: pool.Taken, *, adopted: bool) -> None:
         """The spare an ADD took is the pod's now (``adopted``), or the reconciler deletes it."""

@@ -41,7 +41,7 @@ from vppagent.cni import linux
 from vppagent.reconcile import Found, Intent, Key, Resolver, default_is_retriable
 from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
 from vppagent.services import snat
-from vppagent.vpp import af_packet, interfaces
+from vppagent.vpp import af_packet, features, interfaces
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
@@ -54,6 +54,9 @@ HOST_IFNAME = re.compile(r"vpw[0-9a-f]{12}")    # the end VPP attaches
 SPARE_IFNAME = re.compile(r"vpx[0-9a-f]{12}")   # the end the pod's macvlan sits on
 AF_PACKET_FLAGS = af_packet.Flags.QDISC_BYPASS | af_packet.Flags.CKSUM_GSO
 RX_RING_BYTES = 2 << 20  # V2: 1024 frames of 2 KB (V3's default is 160 blocks of 64 KB)
+# A 64 KB GSO frame, its vnet header and the tpacket header (VPP's own default frame for GSO):
+# the V2 RX frame of pods that keep their offloads. 32 of them fill RX_RING_BYTES.
+GSO_FRAME = 2048 * 33
 
 
 def frame_size(mtu: int) -> int:
@@ -74,20 +77,22 @@ class Rings:
     slowed with every pod added (``perf/afpacket_scale.py``). V2 has no timer, and
     none of that grows with the pods; it has no batching either:
     single-stream TCP between two pods is about 40% slower, small-packet UDP faster.
-    V2 frames are fixed-size, so the RX ring is sized for the MTU; that holds because
-    pod interfaces have TSO and GSO off (no packet larger than the MTU reaches it).
+    V2 frames are fixed-size, so the RX ring is sized for the largest frame: the MTU,
+    or a 64 KB GSO frame when the pods keep their offloads (``gso``). Either way the RX
+    ring holds about RX_RING_BYTES (1024 x 2 KB, or 32 x 66 KB: the same bytes in flight).
     """
 
     version: int = 2
     tx_frames_per_block: int = 64  # VPP's default TX ring is 1024 frames of 66 KB
+    gso: bool = False
 
     def create_args(self, mtu: int) -> dict[str, Any]:
-        frame = frame_size(mtu)
+        frame = max(frame_size(mtu), GSO_FRAME) if self.gso else frame_size(mtu)
         args: dict[str, Any] = {"flags": AF_PACKET_FLAGS, "tx_frames_per_block": self.tx_frames_per_block,
                                 "tx_frame_size": frame if frame > 2048 * 33 else 0}
         if self.version == 2:
             args.update(flags=AF_PACKET_FLAGS | af_packet.Flags.VERSION_2, rx_frame_size=frame,
-                        rx_frames_per_block=max(256, RX_RING_BYTES // frame))
+                        rx_frames_per_block=max(32 if self.gso else 256, RX_RING_BYTES // frame))
         return args
 
 
@@ -99,13 +104,15 @@ def attach_af_packet(vpp: VppClient, host_ifname: str, mac: str, mtu: int, rings
 @dataclass(frozen=True)
 class BaseConfig:
     """What a pod interface has before it knows its pod: MTU, table, the gateway loopback
-    it borrows its address from (its sw_if_index), cnat (and SNAT maps)."""
+    it borrows its address from (its sw_if_index), cnat (and SNAT maps), and the kpod
+    plugin's IPv4 GSO fix-up for pods that keep their offloads."""
 
     mtu: int
     table_id: int
     gateway: int | None
     cnat: bool
     snat: bool
+    gso_fix: bool = False
 
 
 def base_dependencies(gateway: Key | None, with_snat: bool) -> list[Key]:
@@ -116,11 +123,33 @@ def base_dependencies(gateway: Key | None, with_snat: bool) -> list[Key]:
     return deps
 
 
+GSO_FIX = ("ip4-unicast", "kpod-gso-ip4")  # vpp_plugins/kpod
+
+
+def enable_gso_fix(vpp: VppClient, sw_if_index: int) -> None:
+    """kpod's fix-up of the IPv4 GSO frames af_packet hands VPP (docs/upstream-vpp-af-packet-offloads.md).
+
+    A VPP without our kpod plugin refuses it: the pod still works, and its IPv4 traffic is
+    right wherever VPP passes the GSO frame on whole (pod to pod, an af_packet uplink), but
+    not where VPP segments it itself (tunnels): said once per interface, in the log.
+    """
+    try:
+        features.enable(vpp, sw_if_index, *GSO_FIX)
+    except VppApiError as e:
+        if e.retval != Retval.INVALID_VALUE:
+            raise
+        log.warning("kpod plugin not loaded: IPv4 GSO frames this pod sends are corrupted where VPP "
+                    "segments them (tunnels, an uplink without GSO); load kpod_plugin.so or set "
+                    "pod_offloads false", extra={"sw_if_index": sw_if_index})
+
+
 def base_config(vpp: VppClient, sw_if_index: int, c: BaseConfig) -> None:
     interfaces.set_mtu(vpp, sw_if_index, c.mtu)
     interfaces.set_l3(vpp, sw_if_index, table_id=c.table_id, borrow_from=c.gateway)
     if c.cnat:
         snat.attach_interface(vpp, sw_if_index, snat.InterfaceRole.POD, snat=c.snat)
+    if c.gso_fix:
+        enable_gso_fix(vpp, sw_if_index)
     # Hundreds of polled pod interfaces would keep VPP's main thread busy
     # polling idle rings; interrupt mode costs latency only under load.
     try:
@@ -142,6 +171,7 @@ class Spare:
     gateway: Key | None = field(default=None, compare=False)
     cnat: bool = field(default=False, compare=False)
     snat: bool = field(default=False, compare=False)
+    gso_fix: bool = field(default=False, compare=False)
 
     @property
     def key(self) -> Key:
@@ -164,10 +194,12 @@ class SparePool:
     """Spares for ``mtu``-sized veth pods; ``size`` 0 disables the pool."""
 
     def __init__(self, *, size: int, mtu: int, submit: Callable[[], None], idle_s: float = 0.01,
-                 template: Spare | None = None):
-        """``template``: the base configuration spares get (its name and MAC are ignored)."""
+                 template: Spare | None = None, offloads: bool = False):
+        """``template``: the base configuration spares get (its name and MAC are ignored);
+        ``offloads``: the pods' macvlans keep their TCP offloads (their parent's)."""
         self.size = size
         self.mtu = mtu
+        self.offloads = offloads
         self._template = template or Spare("", "", mtu)
         self.idle_s = idle_s
         self._submit = submit
@@ -217,7 +249,7 @@ class SparePool:
         suffix = secrets.token_hex(6)
         host, spare_name = f"vpw{suffix}", f"vpx{suffix}"
         try:
-            linux.create_spare_veth(host, spare_name, self.mtu)
+            linux.create_spare_veth(host, spare_name, self.mtu, self.offloads)
         except linux.LinuxNetError as e:
             self._backoff("cannot create a spare veth", str(e))
             return
@@ -347,7 +379,7 @@ class SpareDescriptor:
             interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.host_ifname)
             base_config(vpp, sw_if_index, BaseConfig(
                 value.mtu, value.table_id, resolver.handle(value.gateway) if value.gateway is not None else None,
-                value.cnat, value.snat))
+                value.cnat, value.snat, value.gso_fix))
         except Exception:
             af_packet.delete(vpp, value.host_ifname)
             raise

@@ -100,6 +100,8 @@ class PodInterface:
     # interfaces that have it) and its SNAT maps. Not read back: VPP has no dump of them.
     cnat: bool = field(default=False, compare=False)
     snat: bool = field(default=False, compare=False)
+    # veth pods that keep their offloads: kpod's IPv4 GSO fix-up (``pool.enable_gso_fix``). Not read back.
+    gso_fix: bool = field(default=False, compare=False)
     # veth only: the sw_if_index of the spare (``pool.py``) VPP already attached to
     # ``host_ifname``, to configure instead of attaching anew. A hint for create only.
     adopt: int | None = field(default=None, compare=False)
@@ -138,7 +140,7 @@ class PodInterfaceDescriptor:
             if not ready:
                 pool.base_config(vpp, sw_if_index, pool.BaseConfig(
                     value.mtu, value.table_id, resolver.handle(value.gateway) if value.gateway is not None else None,
-                    value.cnat, value.snat))
+                    value.cnat, value.snat, value.gso_fix))
             for ip, mac in value.neighbors:
                 neighbors.add(vpp, neighbors.Neighbor(sw_if_index, ipaddress.ip_address(ip), mac))
             interfaces.set_admin_up(vpp, sw_if_index)

@@ -205,24 +205,3 @@ class TranslationDescriptor:
 
     def is_retriable(self, error: Exception) -> bool:
         return default_is_retriable(error)
-
-
-def expand(svc: Any, slices: Iterable[Any], owns: Callable[[IpAddress], bool],
-           cidrs_text: str = "") -> tuple[list[ServiceTranslation], list[Any]]:
-    """Cluster IPs only, with a caller's ownership test: the first version's signature, kept for
-    its callers. New code uses ``expansion.expand`` with a ``Scope``."""
-    from .expansion import Scope, expand as expand_service
-
-    owned = tuple(ipaddress.ip_network(ip) for ip in svc.cluster_ips
-                  if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) and owns(ip))
-    values, problems = expand_service(svc, slices, Scope(owned))
-    return values, problems
-
-
-def __getattr__(name: str) -> Any:
-    # The feature lives in feature.py (which imports this module): re-exported
-    # lazily for the callers of the first version.
-    if name == "ServiceTranslations":
-        from .feature import ServiceTranslations
-        return ServiceTranslations
-    raise AttributeError(name)

@@ -16,7 +16,7 @@ from .api_defs import ApiDefinitions, load_definitions
 
 FAMILIES = (
     "interfaces", "routes", "neighbors", "af_packet", "tap", "memif",
-    "cnat", "acl", "tunnels", "ipsec", "wireguard",
+    "cnat", "acl", "tunnels", "ipsec", "wireguard", "features",
 )
 
 # The connection itself needs these whatever the features in use.

@@ -54,11 +54,11 @@ def kernel_env(sc: Scenario) -> Iterator[Setup]:
             _ip("-n", ns, "link", "set", "eth0", "up")
             if gw:
                 _ip("-n", ns, "route", "add", "default", "via", gw)
-            set_offloads(ns, sc.pod_offloads)
+            set_offloads(ns, sc.pod_offloads is not False)
         server_ip = addrs[s][0].split("/")[0]
         yield Setup(client_prefix=netns_prefix(c), server_prefix=netns_prefix(s), target_ip=server_ip,
                     server_ip=server_ip, server_rx_packets=lambda: rx_packets(s),
-                    notes={"kernel_mode": sc.kernel_mode, "mtu": sc.mtu, "pod_offloads": sc.pod_offloads})
+                    notes={"kernel_mode": sc.kernel_mode, "mtu": sc.mtu, "pod_offloads": sc.offloads_label})
     finally:
         for ns in made:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)

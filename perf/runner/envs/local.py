@@ -50,15 +50,15 @@ def _check_pod_interface(sc: Scenario) -> None:
                              "them (use load tool vpp-pg)")
 
 
-def _kpol_plugin_dirs(sc: Scenario) -> tuple[Path, ...]:
-    """The kpol plugin for a policy scenario, or () for the ACL fallback when it cannot be had."""
+def _plugin_dirs(sc: Scenario) -> tuple[Path, ...]:
+    """Our plugins the scenario wants: kpol for policy (else the ACL fallback), kpod for pods that
+    keep their offloads (else the agent warns and runs without the fix-up); () when none can be had."""
     from testbed import plugins
     from testbed.targets import Unavailable
 
-    if not sc.policy:
-        return ()
+    names = [n for n, wanted in (("kpol", sc.policy), ("kpod", sc.pod_offloads is True)) if wanted]
     try:
-        return plugins.plugin_dirs("kpol")
+        return plugins.plugin_dirs(*names) if names else ()
     except Unavailable:
         return ()
 
@@ -72,8 +72,8 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
     from testbed.podnet import Pods, container_id, running_agent
     from vppagent.config import ConfigError
 
-    plugin_dirs = _kpol_plugin_dirs(sc)
-    with_kpol = bool(plugin_dirs)
+    plugin_dirs = _plugin_dirs(sc)
+    with_kpol = sc.policy and bool(plugin_dirs)
     pods = Pods()
     with ExitStack() as stack:
         stack.callback(pods.close)
@@ -84,7 +84,9 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
         settings = {"VPPAGENT_SERVICES": str(sc.services).lower(), "VPPAGENT_POLICIES": str(sc.policy).lower(),
                     # memif pods keep a veth eth0; the memif comes on top (annotation)
                     "VPPAGENT_POD_INTERFACE": "veth" if sc.pod_interface == "memif" else sc.pod_interface,
-                    "VPPAGENT_POD_MTU": str(sc.mtu), "VPPAGENT_POD_AF_PACKET_VERSION": str(sc.af_packet_version)}
+                    "VPPAGENT_POD_MTU": str(sc.mtu), "VPPAGENT_POD_AF_PACKET_VERSION": str(sc.af_packet_version),
+                    # pod_offloads: true asks the agent to keep them (config pod_offloads)
+                    "VPPAGENT_POD_OFFLOADS": str(sc.pod_offloads is True).lower()}
         try:
             handle = stack.enter_context(running_agent(vpp_bin=binary, fake=fake, plugin_dirs=plugin_dirs,
                                                        **settings))
@@ -117,7 +119,7 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
                 memif_ips[name] = memif_ip
             else:
                 fake.add(obj)
-            set_offloads(Path(nss[name]).name, sc.pod_offloads)
+            set_offloads(Path(nss[name]).name, sc.pod_offloads is not False)
         pod_vpps: dict[str, Any] = {}
         pod_pids: list[int] = []
         if memif:
@@ -156,7 +158,7 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
                                       **({"pod_vpp": pod_pids} if pod_pids else {})},
                     pod_vpps=pod_vpps, pod_ips=memif_ips,
                     notes={"pod_interface": sc.pod_interface, "af_packet_version": sc.af_packet_version,
-                           "mtu": sc.mtu, "pod_offloads": sc.pod_offloads,
+                           "mtu": sc.mtu, "pod_offloads": sc.offloads_label,
                            "services": sc.services, "policy_backend": policy_backend,
                            "agent_cpu": "the runner process, which hosts the agent's threads"})
         if handle.errors:

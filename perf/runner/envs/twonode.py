@@ -29,7 +29,8 @@ def two_node_env(sc: Scenario) -> Iterator[Setup]:
     work = Path(tempfile.mkdtemp(prefix="vpa-perf-2n-"))
     try:
         for node in topo.nodes.values():
-            set_offloads(node.pod_ns, sc.pod_offloads)
+            # Unless asked to keep them, off as the agent's default turns them off.
+            set_offloads(node.pod_ns, sc.pod_offloads is True)
         agents = real_agents(topo, work, sc.connectivity, Clock())
         real_program(agents, real_cluster(sc.encryption))
         a, b = topo.nodes["node-a"], topo.nodes["node-b"]
@@ -40,7 +41,7 @@ def two_node_env(sc: Scenario) -> Iterator[Setup]:
                         vpps=[n.vpp for n in topo.nodes.values()],
                         pids={"vpp": [n.vpp_proc.pid for n in topo.nodes.values()], "agent": [os.getpid()]},
                         notes={"connectivity": sc.connectivity, "encryption": sc.encryption, "mtu": 1400,
-                               "pod_offloads": sc.pod_offloads,
+                               "pod_offloads": sc.offloads_label,
                                "agent_cpu": "the runner process, which programs both nodes"})
         finally:
             real_clear(agents)

@@ -5,9 +5,13 @@
 #ifndef KP_INTERNAL_H
 #define KP_INTERNAL_H
 
-#include "kp_hash.h"
+#include "../../common/kp_hash.h"
 #include "kp_lpm.h"
 #include "kpol_core.h"
+
+_Static_assert((int)KP_E_INVAL == (int)KP_HASH_E_INVAL && (int)KP_E_NOENT == (int)KP_HASH_E_NOENT &&
+               (int)KP_E_EXISTS == (int)KP_HASH_E_EXISTS && (int)KP_E_NOMEM == (int)KP_HASH_E_NOMEM,
+               "the hash's results pass through as this core's");
 
 /* Member key of ADDR and ADDR_PORT sets (ADDR leaves proto/port zero). */
 typedef struct {

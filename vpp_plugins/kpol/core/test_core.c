@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kp_hash.h"
+#include "../../common/kp_hash.h"
 #include "kp_lpm.h"
 #include "kp_vectors.h"
 #include "kpol_core.h"

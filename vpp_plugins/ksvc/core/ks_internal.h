@@ -5,8 +5,12 @@
 #ifndef KS_INTERNAL_H
 #define KS_INTERNAL_H
 
-#include "../../kpol/core/kp_hash.h"
+#include "../../common/kp_hash.h"
 #include "ksvc_core.h"
+
+_Static_assert((int)KS_E_INVAL == (int)KP_HASH_E_INVAL && (int)KS_E_NOENT == (int)KP_HASH_E_NOENT &&
+               (int)KS_E_EXISTS == (int)KP_HASH_E_EXISTS && (int)KS_E_NOMEM == (int)KP_HASH_E_NOMEM,
+               "the hash's results pass through as this core's");
 
 typedef struct {
   uint8_t vip[16];

@@ -1,6 +1,5 @@
 /* Open-addressing hash table; see kp_hash.h. */
 #include "kp_hash.h"
-#include "kpol_core.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +35,9 @@ uint64_t kp_hash_bytes(const void *key, size_t len, uint64_t seed) {
 
 static int alloc_arrays(kp_hash_t *h, uint32_t cap) {
   h->slots = calloc(cap, h->stride);
-  if (!h->slots) return KP_E_NOMEM;
+  if (!h->slots) return KP_HASH_E_NOMEM;
   h->cap = cap;
-  return KP_OK;
+  return KP_HASH_OK;
 }
 
 static uint32_t cap_for(uint32_t entries) {
@@ -50,7 +49,7 @@ static uint32_t cap_for(uint32_t entries) {
 int kp_hash_init(kp_hash_t *h, uint32_t key_size, uint32_t min_entries, uint32_t max_entries,
                  uint64_t seed) {
   memset(h, 0, sizeof(*h));
-  if (key_size == 0 || key_size > 4096) return KP_E_INVAL;
+  if (key_size == 0 || key_size > 4096) return KP_HASH_E_INVAL;
   h->key_size = key_size;
   h->stride = (8 + 4 + key_size + 7) & ~7u;
   h->seed = seed;
@@ -99,35 +98,35 @@ static void place(kp_hash_t *h, uint64_t hv, const void *key, uint32_t val) {
 
 static int grow(kp_hash_t *h) {
   kp_hash_t old = *h;
-  if (h->max_cap && h->cap >= h->max_cap) return KP_E_NOMEM;
-  if (old.cap >= (1u << 31)) return KP_E_NOMEM;
-  if (alloc_arrays(h, old.cap * 2) != KP_OK) {
+  if (h->max_cap && h->cap >= h->max_cap) return KP_HASH_E_NOMEM;
+  if (old.cap >= (1u << 31)) return KP_HASH_E_NOMEM;
+  if (alloc_arrays(h, old.cap * 2) != KP_HASH_OK) {
     *h = old;
-    return KP_E_NOMEM;
+    return KP_HASH_E_NOMEM;
   }
   for (uint32_t i = 0; i < old.cap; i++)
     if (kp_hash_used(&old, i))
       place(h, kp_hash_used(&old, i), kp_hash_key_at(&old, i), *kp_hash_val_at(&old, i));
   free(old.slots);
-  return KP_OK;
+  return KP_HASH_OK;
 }
 
 int kp_hash_insert(kp_hash_t *h, const void *key, uint32_t val) {
   uint64_t hv = kp_hash_bytes(key, h->key_size, h->seed);
-  if (slot_of(h, key, hv) != UINT32_MAX) return KP_E_EXISTS;
+  if (slot_of(h, key, hv) != UINT32_MAX) return KP_HASH_E_EXISTS;
   if (2ull * (h->count + 1) > h->cap) {
     int rv = grow(h);
     if (rv) return rv;
   }
   place(h, hv, key, val);
   h->count++;
-  return KP_OK;
+  return KP_HASH_OK;
 }
 
 int kp_hash_remove(kp_hash_t *h, const void *key) {
   uint64_t hv = kp_hash_bytes(key, h->key_size, h->seed);
   uint32_t mask = h->cap - 1, i = slot_of(h, key, hv);
-  if (i == UINT32_MAX) return KP_E_NOENT;
+  if (i == UINT32_MAX) return KP_HASH_E_NOENT;
   /* Backward shift: pull later entries of the probe run into the hole when
    * the hole lies between their home slot and their current slot. */
   uint32_t j = i;
@@ -144,5 +143,5 @@ int kp_hash_remove(kp_hash_t *h, const void *key) {
   }
   *kp_hash_slot_hash(h, i) = 0;
   h->count--;
-  return KP_OK;
+  return KP_HASH_OK;
 }

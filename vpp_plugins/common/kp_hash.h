@@ -11,6 +11,16 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/* Results, equal to kpol's KP_E_* and ksvc's KS_E_* (each core asserts it), so that the
+ * cores pass them through unchanged. */
+enum {
+  KP_HASH_OK = 0,
+  KP_HASH_E_INVAL = -1,
+  KP_HASH_E_NOENT = -2,
+  KP_HASH_E_EXISTS = -3,
+  KP_HASH_E_NOMEM = -5,
+};
+
 /* Slots hold hash, value and key together (one cache line for a flow key),
  * so a lookup that hits costs one miss rather than one per array. */
 typedef struct {
@@ -33,9 +43,9 @@ int kp_hash_find(const kp_hash_t *h, const void *key, uint32_t *val);
 /* The same with the key's hash already computed (kp_hash_bytes with this
  * table's seed): tables sharing a seed share one hash of a packet's key. */
 int kp_hash_find_hv(const kp_hash_t *h, const void *key, uint64_t hv, uint32_t *val);
-/* 0, KP_E_EXISTS, KP_E_NOMEM (growth failed or max reached). */
+/* 0, KP_HASH_E_EXISTS, KP_HASH_E_NOMEM (growth failed or max reached). */
 int kp_hash_insert(kp_hash_t *h, const void *key, uint32_t val);
-/* 0 or KP_E_NOENT. */
+/* 0 or KP_HASH_E_NOENT. */
 int kp_hash_remove(kp_hash_t *h, const void *key);
 static inline uint64_t *kp_hash_slot_hash(const kp_hash_t *h, uint32_t i) {
   return (uint64_t *)(void *)(h->slots + (size_t)i * h->stride);
