@@ -23,7 +23,8 @@ from pyroute2 import IPRoute, NetNS, netns
 
 from startup.vpp_process import VppPaths, VppProcess, render_startup_conf
 from testbed.targets import real_vpp_reason
-from vppagent.vpp import af_packet, interfaces
+from vppagent.cni.pool import GSO_FIX
+from vppagent.vpp import af_packet, features, interfaces
 from vppagent.vpp.client import VppClient
 
 ETH_P_ALL = 0x0003
@@ -46,6 +47,10 @@ class RealNode:
 class RealTopology:
     api_dir: str
     vpp_bin: str
+    # Our plugins to load, and whether the pods' interfaces get kpod's IPv4 GSO fix-up (pods
+    # that keep their offloads, as with the agent's pod_offloads).
+    plugin_dirs: tuple[str | Path, ...] = ()
+    pod_gso_fix: bool = False
     id: str = field(default_factory=lambda: secrets.token_hex(3))
     nodes: dict[str, RealNode] = field(default_factory=dict)
     _links: list[str] = field(default_factory=list)
@@ -86,7 +91,8 @@ class RealTopology:
                     pn.route("add", dst="0.0.0.0/0", gateway=gw_cidr.split("/")[0])
         for name, (s, under, gw_cidr, pod_ip) in SIDES.items():
             work = Path(f"/tmp/vppagent-enc-{i}-{s}")
-            conf = render_startup_conf(VppPaths(work)).replace("  nodaemon\n", "  nodaemon\n  poll-sleep-usec 100\n")
+            conf = render_startup_conf(VppPaths(work), plugin_paths=tuple(str(d) for d in self.plugin_dirs)).replace(
+                "  nodaemon\n", "  nodaemon\n  poll-sleep-usec 100\n")
             proc = VppProcess(self.vpp_bin, workdir=work, config=conf).start()
             vpp = VppClient(str(proc.paths.api_socket), self.api_dir).connect()
             node = RealNode(name, proc, vpp, f"vu{i}{s}", f"vp{i}{s}", f"vpa-enc-{i}-{s}", pod_ip)
@@ -96,6 +102,8 @@ class RealTopology:
                 # carried as offload metadata (else VPP forwards TCP with bad checksums).
                 sw = af_packet.create(vpp, link, flags=af_packet.Flags.QDISC_BYPASS | af_packet.Flags.CKSUM_GSO)
                 interfaces.add_address(vpp, sw, cidr)
+                if link == node.pod_link and self.pod_gso_fix:
+                    features.enable(vpp, sw, *GSO_FIX)
                 interfaces.set_admin_up(vpp, sw)
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from ipsec import IPSEC_KEY_EPOCH, IPSEC_PUBLIC_KEY, WIREGUARD_PUBLIC_KEY, decode_public
+from testbed.emulator.handlers import feature as emu_feature
 from vppagent.vpp import interfaces, ipsec, neighbors, routes, tunnels, wireguard
 from vppagent.vpp.routes import PathType
 
@@ -63,6 +64,8 @@ def test_tunnel_mode_programs_a_tunnel_and_routes_per_peer(make_pair, mode):
             (pair.b, "node-a", "192.0.2.2", "192.0.2.1", "10.244.1.0/24")):
         [(name, iface)] = tagged(me.vpp, "vppagent:tun:").items()
         assert name == peer and iface.admin_up
+        # VPP segments pods' GSO frames before it encapsulates them
+        assert emu_feature.enabled(me.emu, iface.sw_if_index) == {("interface-output", "gso")}
         if mode == "ipip":
             [t] = tunnels.dump_ipip(me.vpp, iface.sw_if_index)
         else:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
-from vppagent.vpp import interfaces, ipsec, neighbors, tunnels
+from vppagent.vpp import features, interfaces, ipsec, neighbors, tunnels
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
@@ -125,6 +125,10 @@ class TunnelDescriptor:
             interfaces.set_tag(vpp, idx, TAG_PREFIX + value.name)
             interfaces.set_l3(vpp, idx, table_id=value.table_id,
                               borrow_from=resolver.handle(value.unnumbered) if value.unnumbered is not None else None)
+            # VPP segments GSO frames before encapsulating only where its gso feature is on the
+            # tunnel, and never turns it on itself: pods that keep their offloads (pod_offloads)
+            # send 64 KB frames. A pass-through for frames that are not GSO.
+            features.gso(vpp, idx)
             interfaces.set_admin_up(vpp, idx)
             if value.flavour == "vxlan":
                 neighbors.add(vpp, neighbors.Neighbor(idx, VXLAN_NEXT_HOP, _VXLAN_NEIGHBOR_MAC, static=True,
