@@ -81,7 +81,7 @@ class AgentHandle:
 @contextmanager
 def running_agent(*, vpp_bin: str | None = None, pod_cidrs: tuple[str, ...] = ("10.244.1.0/24",),
                   pod_interface: str = "veth", state_dir: str | None = None, fake: FakeKube | None = None,
-                  plugin_dirs: tuple[str | Path, ...] = (), workers: int = 0, namespaces: tuple[str, ...] = (),
+                  plugin_dirs: tuple[str | Path, ...] = (), workers: int | None = None, namespaces: tuple[str, ...] = (),
                   features: Callable[[Any], list] | None = None, **env: str) -> Iterator[AgentHandle]:
     """An agent serving pods: the emulator, or a private real VPP when ``vpp_bin`` is given
     (with ``plugin_dirs`` and ``workers``); ``features(cfg)`` replaces the features the

@@ -171,13 +171,14 @@ def _check_handler_errors(emu: Emulator) -> None:
 
 
 def private_vpp(stack: ExitStack, workdir: Path | None = None, *, plugin_dirs: tuple[str | Path, ...] = (),
-                workers: int = 0, extra_conf: str = "", client: dict[str, Any] | None = None,
+                workers: int | None = None, extra_conf: str = "", client: dict[str, Any] | None = None,
                 name: str = "real", binary: str | None = None) -> Target:
     """A real VPP started from ``binary`` (default ``$VPPAGENT_VPP_BIN``), private to ``workdir``
     (a temp dir by default).
 
     ``plugin_dirs``: directories of extra plugins (ours); ``workers``: worker
-    threads (``cpu { workers N }``); ``extra_conf``: startup.conf sections
+    threads (``cpu { workers N }``; default ``$VPPAGENT_VPP_WORKERS``, else 0, so that
+    a whole tier can be run with workers); ``extra_conf``: startup.conf sections
     appended as they are.
     """
     from startup.vpp_process import VppPaths, render_startup_conf
@@ -186,6 +187,8 @@ def private_vpp(stack: ExitStack, workdir: Path | None = None, *, plugin_dirs: t
         require_real_vpp(private=True)
         binary = vpp_binary()
     assert binary is not None
+    if workers is None:
+        workers = int(os.environ.get("VPPAGENT_VPP_WORKERS") or 0)
     paths = tuple(str(d) for d in plugin_dirs)
     config = None
     if extra_conf:

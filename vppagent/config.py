@@ -239,9 +239,8 @@ KEYS: tuple[KeySpec, ...] = (
             "packets, faster bulk TCP, but costs every node CPU while idle)"),
     KeySpec("pod_offloads", False, _bool,
             "veth driver: pods keep TCP's TX checksum, TSO and GSO (UDP and tunnel segmentation stay off), so "
-            "64 KB frames cross VPP pod to pod; off by default: VPP 26.06 corrupts IPv4 GSO frames it must "
-            "segment itself (tunnels, an uplink without GSO) and WireGuard sends partial checksums "
-            "(docs/upstream-vpp-af-packet-offloads.md)"),
+            "64 KB frames cross VPP; needs our kpod plugin for the IPv4 frames VPP segments itself (tunnels); "
+            "off by default: WireGuard sends partial checksums (docs/upstream-vpp-af-packet-offloads.md)"),
     KeySpec("kernel_rcu_expedited", True, _bool,
             "set /sys/kernel/rcu_expedited while the agent serves pods (restored on a clean stop): creating "
             "and deleting af_packet sockets and network devices waits for RCU grace periods, 5-10x shorter "

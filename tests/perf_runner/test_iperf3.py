@@ -9,6 +9,7 @@ import pytest
 from perf.runner.envs import open_env
 from perf.runner.loadgen import iperf3
 from perf.runner.scenario import Load, parse
+from testbed import payload
 
 from .conftest import needs_root, perf_netns
 
@@ -67,9 +68,6 @@ def test_the_kernel_baseline_keeps_the_kernels_offloads_by_default() -> None:
     sc = parse({"name": "k", "env": "kernel", "kernel_mode": "bridge"})
     assert sc.offloads_label == "kernel defaults (on)"
     with open_env(sc) as setup:
-        ns = setup.server_prefix[-1]
-        r = subprocess.run(setup.server_prefix + ["ethtool", "-k", "eth0"], capture_output=True, text=True,
-                           timeout=10)
-        assert r.returncode == 0, r.stderr
-        on = {line.split(":")[0].strip() for line in r.stdout.splitlines() if line.endswith(": on")}
-        assert {"tx-checksumming", "tcp-segmentation-offload", "generic-segmentation-offload"} <= on, (ns, on)
+        feats = payload.ethtool_features(setup.server_prefix[-1], "eth0")
+        on = {name for name, state in feats.items() if state == "on"}
+        assert {"tx-checksumming", "tcp-segmentation-offload", "generic-segmentation-offload"} <= on, feats

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-import subprocess
-import sys
 from contextlib import ExitStack
 
 import pytest
 
-from testbed import netpods, plugins, targets
+from testbed import netpods, payload, plugins, targets
 from vppagent.cni import pool
 from vppagent.vpp import af_packet, features, interfaces
 
@@ -26,40 +24,7 @@ pytestmark = [pytest.mark.real_vpp, pytest.mark.netns]
 GATEWAY4, GATEWAY6 = "10.97.255.1/32", "fd00:97:ff::1/128"
 A = ("10.97.1.2", "fd00:97:1::2")
 B = ("10.97.1.3", "fd00:97:1::3")
-
-SINK = r"""
-import hashlib, socket, sys
-fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
-s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 7802)); s.listen(1); s.settimeout(20); print("ready", flush=True)
-c, _ = s.accept(); c.settimeout(8); h = hashlib.sha256(); n = 0
-try:
-    while True:
-        b = c.recv(1 << 16)
-        if not b:
-            break
-        h.update(b); n += len(b)
-except socket.timeout:
-    pass
-print(n, h.hexdigest(), flush=True)
-"""
-SOURCE = r"""
-import hashlib, random, socket, sys
-data = random.Random(3).randbytes(4 << 20)
-c = socket.create_connection((sys.argv[1], 7802), timeout=20); c.settimeout(25)
-try:
-    c.sendall(data); c.shutdown(socket.SHUT_WR); c.recv(1)
-except OSError:
-    pass
-print(len(data), hashlib.sha256(data).hexdigest())
-"""
-
-
-def _nstat(ns: str) -> int:
-    r = subprocess.run(["ip", "netns", "exec", ns, "nstat", "-az", "TcpInCsumErrors", "IpExtInCsumErrors"],
-                       capture_output=True, text=True, check=True, timeout=10)
-    return sum(int(line.split()[1]) for line in r.stdout.splitlines()[1:] if line.strip())
-
+TCP_BYTES = 4 << 20
 
 @pytest.fixture(scope="module")
 def topo():
@@ -83,18 +48,10 @@ def topo():
 
 
 def _send(a: netpods.NetPod, b: netpods.NetPod, to: str) -> tuple[str, str, int]:
-    before = _nstat(b.netns)
-    sink = subprocess.Popen(["ip", "netns", "exec", b.netns, sys.executable, "-c", SINK, to],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
-        sent = netpods.exec_in(a.netns, sys.executable, "-c", SOURCE, to, timeout=60)
-        got, _ = sink.communicate(timeout=40)
-    finally:
-        if sink.poll() is None:
-            sink.kill()
-            sink.wait(timeout=5)
-    return sent.stdout.strip(), got.strip(), _nstat(b.netns) - before
+    """(sent, received, new checksum errors in pod b) of a 4 MB TCP transfer a -> b."""
+    before = sum(payload.csum_errors(b.netns).values())
+    sent, got = payload.exchange(a.netns, b.netns, "tcp", to, bind=to, port=7802, tcp_bytes=TCP_BYTES)
+    return sent, got, sum(payload.csum_errors(b.netns).values()) - before
 
 
 @pytest.mark.parametrize("family", [4, 6])
@@ -103,7 +60,7 @@ def test_the_fix_up_makes_vpp_segmented_pod_traffic_arrive_whole(topo, family: i
     features.enable(vpp, a.sw_if_index, "ip4-unicast", "kpod-gso-ip4")
     try:
         sent, got, errors = _send(a, b, B[0] if family == 4 else B[1])
-        assert sent.startswith(str(4 << 20)), sent
+        assert sent.startswith(str(TCP_BYTES)), sent
         assert got == sent and errors == 0, (sent, got, errors)
         if family == 4:  # the node saw the IPv4 GSO frames (IPv6 needs no fix-up)
             fixed = vpp.call("cli_inband", cmd="show errors").reply
@@ -125,5 +82,5 @@ def test_without_the_fix_up_vpp_corrupts_the_ipv4_segments_it_cuts(topo) -> None
     VPP got it right on its own and the kpod fix-up can go."""
     _, a, b = topo
     sent, got, errors = _send(a, b, B[0])
-    assert sent.startswith(str(4 << 20)), sent
+    assert sent.startswith(str(TCP_BYTES)), sent
     assert got != sent and errors > 0, (sent, got, errors)

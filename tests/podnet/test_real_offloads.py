@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from testbed import plugins
+from testbed import payload, plugins
 from testbed.fakekube import objects as k
 from testbed.podnet import Pods, container_id, host_links, running_agent
 from testbed.targets import real_vpp_reason
@@ -31,78 +29,13 @@ pytestmark = [pytest.mark.real_vpp, pytest.mark.netns,
 
 PORT = 7801
 VIP4, VIP6 = "10.96.0.71", "fd00:96::71"
-TCP_BYTES = 8 << 20
 UDP_SIZES = (200, 1300, 3000, 8000)  # the last two are larger than the MTU: IP fragments
 # cnat translates each packet by its L4 ports and has no reassembly: a fragmented datagram to a
 # VIP loses its later fragments, offloads or not (a VPP cnat limit, README "Status and limits").
 VIP_UDP_SIZES = (200, 1300)
 
-# Receives one TCP stream, or UDP datagrams until "end", and prints what it got.
-SINK = r"""
-import hashlib, socket, sys
-proto, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-if proto == "tcp":
-    s = socket.socket(fam, socket.SOCK_STREAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port)); s.listen(1); s.settimeout(30); print("ready", flush=True)
-    c, _ = s.accept(); h = hashlib.sha256(); n = 0
-    while True:
-        b = c.recv(1 << 16)
-        if not b:
-            break
-        h.update(b); n += len(b)
-    print(n, h.hexdigest(), flush=True)
-else:
-    s = socket.socket(fam, socket.SOCK_DGRAM); s.bind((addr, port)); s.settimeout(10); print("ready", flush=True)
-    got = []
-    while True:
-        b, _ = s.recvfrom(65535)
-        if b == b"end":
-            break
-        got.append(hashlib.sha256(b).hexdigest()[:16])
-    print(" ".join(got), flush=True)
-"""
-
-# Sends the payloads (seeded, so the test knows their hashes) and prints their hashes.
-SOURCE = r"""
-import hashlib, random, socket, sys, time
-proto, addr, port, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rnd = random.Random(7)
-fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-if proto == "tcp":
-    data = rnd.randbytes(size)
-    c = socket.create_connection((addr, port), timeout=20); c.sendall(data); c.close()
-    print(len(data), hashlib.sha256(data).hexdigest())
-else:
-    s = socket.socket(fam, socket.SOCK_DGRAM); out = []
-    for n in [int(x) for x in sys.argv[5].split(",")]:
-        b = rnd.randbytes(n); s.sendto(b, (addr, port)); out.append(hashlib.sha256(b).hexdigest()[:16])
-        time.sleep(0.05)
-    s.sendto(b"end", (addr, port)); print(" ".join(out))
-"""
-
-
 def _ns(path: str) -> str:
     return Path(path).name
-
-
-def _csum_errors(ns: str) -> dict[str, int]:
-    r = subprocess.run(["ip", "netns", "exec", ns, "nstat", "-az", "TcpInCsumErrors", "UdpInCsumErrors",
-                        "Udp6InCsumErrors", "IpExtInCsumErrors", "Ip6InCsumErrors"],
-                       capture_output=True, text=True, timeout=10, check=True)
-    return {line.split()[0]: int(line.split()[1]) for line in r.stdout.splitlines()[1:] if line.strip()}
-
-
-def _features(ns: str) -> dict[str, str]:
-    """``ethtool -k eth0`` in ``ns``: feature -> on/off."""
-    r = subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-k", "eth0"], capture_output=True, text=True,
-                       timeout=10, check=True)
-    out = {}
-    for line in r.stdout.splitlines()[1:]:
-        name, _, rest = line.partition(":")
-        if rest.split():
-            out[name.strip()] = rest.split()[0]
-    return out
 
 
 # Drops that are not the data path's: the pods' own IPv6 MLD reports (hop-by-hop) to VPP.
@@ -125,23 +58,6 @@ def _vpp_name(h, n: int) -> str:
     return next(i.name for i in interfaces.dump(h.vpp) if i.tag == tag)
 
 
-def _exchange(pods: Pods, client: str, server: str, proto: str, to: str, bind: str,
-              udp_sizes: tuple[int, ...] = UDP_SIZES) -> tuple[str, str]:
-    sink = subprocess.Popen(["ip", "netns", "exec", _ns(server), sys.executable, "-c", SINK, proto, bind, str(PORT)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
-        args = [proto, to, str(PORT), str(TCP_BYTES), ",".join(str(n) for n in udp_sizes)]
-        sent = pods.exec(client, sys.executable, "-c", SOURCE, *args, timeout=60)
-        assert sent.returncode == 0, sent.stderr
-        out, err = sink.communicate(timeout=30)
-        return sent.stdout.strip(), out.strip() or err.strip()
-    finally:
-        if sink.poll() is None:
-            sink.kill()
-            sink.wait(timeout=5)
-
-
 @pytest.mark.parametrize("family", [4, 6])
 def test_payloads_survive_pod_to_pod_and_through_a_cluster_ip_with_offloads_on(family: int) -> None:
     pods = Pods()
@@ -159,7 +75,7 @@ def test_payloads_survive_pod_to_pod_and_through_a_cluster_ip_with_offloads_on(f
             ips = {name: next(str(ipaddress.ip_interface(i["address"]).ip) for i in res["ips"]
                               if ipaddress.ip_interface(i["address"]).version == family)
                    for name, res in (("a", a), ("b", b))}
-            feats = _features(_ns(a_ns))
+            feats = payload.ethtool_features(_ns(a_ns), "eth0")
             assert feats["tcp-segmentation-offload"] == "on" and feats["tx-checksumming"] == "on", feats
             assert feats["tx-udp-segmentation"] == "off", feats
             shown = h.vpp.call("cli_inband", cmd="show interface features " + _vpp_name(h, 1)).reply
@@ -179,15 +95,15 @@ def test_payloads_survive_pod_to_pod_and_through_a_cluster_ip_with_offloads_on(f
             ping = pods.exec(a_ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", ips["b"])
             assert ping.returncode == 0, ping.stdout + ping.stderr
 
-            before_errors, before_drops = _csum_errors(_ns(b_ns)), _drops(h.vpp)
+            before_errors, before_drops = payload.csum_errors(_ns(b_ns)), _drops(h.vpp)
             any_addr = "0.0.0.0" if family == 4 else "::"
             for to in (ips["b"], vip):
                 for proto in ("tcp", "udp"):
-                    sent, got = _exchange(pods, a_ns, b_ns, proto, to, any_addr,
-                                          VIP_UDP_SIZES if to == vip else UDP_SIZES)
+                    sent, got = payload.exchange(_ns(a_ns), _ns(b_ns), proto, to, bind=any_addr, port=PORT,
+                                                 udp_sizes=VIP_UDP_SIZES if to == vip else UDP_SIZES)
                     assert got == sent, f"{proto} to {to}: sent {sent!r}, received {got!r}"
             time.sleep(0.2)
-            assert _csum_errors(_ns(b_ns)) == before_errors
+            assert payload.csum_errors(_ns(b_ns)) == before_errors
             assert _drops(h.vpp) == before_drops, h.vpp.call("cli_inband", cmd="show errors").reply
 
             assert h.delete(container_id(1), a_ns) is None

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from testbed import payload
 from testbed.emulator.handlers import feature as emu_feature
 from testbed.podnet import Pods, container_id, running_agent, vpp_binary
 from testbed.targets import real_vpp_reason
@@ -213,16 +214,6 @@ def test_pods_on_spares_ping_through_a_real_vpp(pods: Pods) -> None:
         assert {x.host_if_name for x in af_packet.dump(h.vpp)} == set(final)
 
 
-def _ethtool_k(prefix: list[str], ifname: str) -> dict[str, str]:
-    out = subprocess.run([*prefix, "ethtool", "-k", ifname], capture_output=True, text=True, check=True).stdout
-    feats = {}
-    for line in out.splitlines()[1:]:
-        name, _, rest = line.partition(":")
-        if rest.split():
-            feats[name.strip()] = rest.split()[0]
-    return feats
-
-
 def _kept_for_vpp(feats: dict[str, str], *, udp: bool = True) -> None:
     """TCP's offloads on; what VPP 26.06 cannot take (UDP segmentation, fraglist GSO) off.
 
@@ -244,7 +235,7 @@ def test_pod_offloads_keeps_tcp_offloads_and_turns_off_what_vpp_cannot_take(spar
             ns, cid = pods.netns(1), container_id(1)
             _, err = h.add(cid, ns, pod="web")
             assert err is None, err
-            _kept_for_vpp(_ethtool_k(["ip", "netns", "exec", os.path.basename(ns)], "eth0"), udp=spares == "0")
+            _kept_for_vpp(payload.ethtool_features(os.path.basename(ns), "eth0"), udp=spares == "0")
             # VPP side: kpod's IPv4 GSO fix-up is on the pod's interface
             tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
             sw = next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag)
@@ -252,7 +243,7 @@ def test_pod_offloads_keeps_tcp_offloads_and_turns_off_what_vpp_cannot_take(spar
             assert emu_feature.enabled(h.target.emu, sw) == {pool.GSO_FIX}
             if spares != "0":  # the macvlan's frames leave through its parent: the parent keeps them too
                 parent = pool.parent_of(h.agent.pod_network.attachments()[0].host_ifname)
-                _kept_for_vpp(_ethtool_k([], parent))
+                _kept_for_vpp(payload.ethtool_features(None, parent))
             assert h.delete(cid, ns, pod="web") is None
     finally:
         pods.close()

@@ -64,14 +64,11 @@ def need_root(what: str) -> None:
 
 
 def need_vpp() -> str:
-    binary = os.environ.get("VPPAGENT_VPP_BIN")
-    if not binary:
-        raise EnvUnavailable("no real VPP: set VPPAGENT_VPP_BIN (e.g. /opt/vpp/bin/vpp)")
-    if not os.access(binary, os.X_OK):
-        raise EnvUnavailable(f"VPPAGENT_VPP_BIN={binary} is not an executable")
-    need_root("a private VPP")
+    """The vpp binary a private VPP starts from, or EnvUnavailable with ``testbed.targets``' reason."""
+    from testbed.targets import real_vpp_reason, vpp_binary
+
+    why = real_vpp_reason(private=True)
+    binary = vpp_binary()
+    if why or binary is None:
+        raise EnvUnavailable(why or "no real VPP: set VPPAGENT_VPP_BIN")
     return binary
-
-
-def api_dir() -> str:
-    return os.environ.get("VPPAGENT_API_DIR") or str(REPO.parent / "shared" / "vpp-api" / "v26.06")

@@ -26,9 +26,9 @@ from typing import Any
 
 from perf.runner.envs.common import EnvError, EnvUnavailable, Setup, need_vpp, netns_prefix, rx_packets, set_offloads
 from perf.runner.scenario import Scenario
+from testbed.agent_runner import NODE
 
 VIP = "10.96.0.60"
-NODE = "node-1"  # testbed.agent_runner.NODE, the node the agent runs as
 SERVER_LABELS = {"app": "perf-server"}
 CLIENT_LABELS = {"app": "perf-client"}
 

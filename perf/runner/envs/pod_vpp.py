@@ -14,7 +14,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from perf.runner.envs.common import EnvError, api_dir
+from perf.runner.envs.common import EnvError
+from testbed.targets import api_dir
 
 MEMIF_SOCKET = "abstract:vppagent/memif0"
 

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from perf.runner.envs.common import EnvUnavailable, Setup, api_dir, need_vpp, rx_packets, set_offloads
+from perf.runner.envs.common import EnvUnavailable, Setup, need_vpp, rx_packets, set_offloads
 from perf.runner.scenario import Scenario
+from testbed.targets import api_dir
 
 
 @contextmanager
@@ -26,15 +27,16 @@ def two_node_env(sc: Scenario) -> Iterator[Setup]:
     from testbed.realnet import RealTopology
 
     gso = sc.pod_offloads is True
+    plugin_dirs: tuple[Path, ...] = ()
     if gso:  # pods that keep their offloads get kpod's IPv4 GSO fix-up, as the agent gives them
         from testbed import plugins
         from testbed.targets import Unavailable
 
         try:
-            kpod = plugins.plugin_dirs("kpod")
+            plugin_dirs = plugins.plugin_dirs("kpod")
         except Unavailable as e:
             raise EnvUnavailable(f"pod_offloads needs the kpod plugin: {e}") from e
-    topo = RealTopology(api_dir(), binary, plugin_dirs=kpod if gso else (), pod_gso_fix=gso).start()
+    topo = RealTopology(api_dir(), binary, plugin_dirs=plugin_dirs, pod_gso_fix=gso).start()
     work = Path(tempfile.mkdtemp(prefix="vpa-perf-2n-"))
     try:
         for node in topo.nodes.values():
