@@ -16,9 +16,10 @@ process, so these are control-plane figures only):
 
 Part 2 (``--data-plane``, needs root and a real VPP in VPPAGENT_VPP_BIN):
 two private VPPs joined by a veth underlay, a pod netns behind each
-(``testbed/realnet.py``); per mode (flat/none, ipip, ipsec,
-wireguard) an iperf3 TCP run pod to pod (``--seconds``), with both VPPs'
-CPU time during the run (CPU seconds per Gbit/s); then a live switch from
+(``testbed/realnet.py``, our kpod plugin loaded); per mode (flat/none, ipip,
+vxlan, ipsec, wireguard) an iperf3 TCP run pod to pod (``--seconds``), with
+both VPPs' CPU time during the run (CPU seconds per Gbit/s), first with the
+pods' offloads on (the agent's default), then off (labelled); then a live switch from
 ipip to IPsec under a 100 Hz ping: packets lost and the time from the
 annotation change until ESP is seen on the underlay (this includes no API
 server: the new cluster state is handed to both features directly).
@@ -208,48 +209,26 @@ def data_plane(seconds: int) -> dict:
     out: dict = {"kernel_xfrm": "not run: this kernel has no ESP/GCM (no ip xfrm IPsec)",
                  "wireguard_go": ("not run: wireguard-go not installed" if shutil.which("wireguard-go") is None
                                   else "not run: not implemented yet")}
-    topo = RealTopology(api_dir(), os.environ["VPPAGENT_VPP_BIN"]).start()
+    from testbed import plugins
+    try:
+        kpod = plugins.plugin_dirs("kpod")
+    except plugins.Unavailable as e:
+        return {"skipped": f"pod offloads need the kpod plugin: {e}"}
+    topo = RealTopology(api_dir(), os.environ["VPPAGENT_VPP_BIN"], plugin_dirs=kpod, pod_gso_fix=True).start()
     work = Path(tempfile.mkdtemp(prefix="vppagent-encbench-dp-"))
     try:
         clock = Clock()
         b_ip = topo.nodes["node-b"].pod_ip
-        # Pods compute their own checksums and cut their own segments (no TX checksum offload, TSO
-        # or GSO on their eth0), in every mode: VPP 26.06 neither finishes partial checksums in
-        # its wireguard output nor segments a pod's 64 KB GSO frame before tunnel encapsulation
-        # (measured: iperf3 over ipip hangs with offloads on; flat mode alone copes).
-        topo.disable_pod_offloads()
-        out["pod_offloads"] = "off (see the comment in data_plane)"
+        # First as the agent runs pods (pod_offloads on: kpod, VPP's gso feature on tunnels and
+        # WireGuard), then with the pods' offloads off, labelled: the rows before that default.
         runs = []
-        for mode, kind in (("flat", "none"), ("ipip", "none"), ("vxlan", "none"), ("ipip", "ipsec"),
-                           ("ipip", "wireguard")):
-            agents = real_agents(topo, work / f"{mode}-{kind}", mode, clock)
-            real_program(agents, real_cluster(kind))
-            topo.exec("node-a", "ping", "-c", "3", "-i", "0.2", "-W", "2", b_ip)  # handshakes, ARP
-            server = subprocess.Popen(["ip", "netns", "exec", topo.nodes["node-b"].pod_ns, "iperf3", "-s", "-1"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.5)
-            pids = [n.vpp_proc.pid for n in topo.nodes.values()]
-            cpu0 = sum(_cpu_s(p) for p in pids)
-            row = {"mode": mode, "encryption": kind}
-            print(f"iperf3 {mode}/{kind} ...", flush=True)
-            try:
-                r = topo.exec("node-a", "iperf3", "-c", b_ip, "-t", str(seconds), "-J", "--connect-timeout",
-                              "3000", timeout=seconds + 20)
-                cpu = sum(_cpu_s(p) for p in pids) - cpu0
-                j = json.loads(r.stdout)
-                bps = j["end"]["sum_received"]["bits_per_second"]
-                row.update(gbit_s=round(bps / 1e9, 3), vpp_cpu_s=round(cpu, 2),
-                           vpp_cpu_s_per_gbit=round(cpu / (bps / 1e9 * seconds), 2) if bps else None,
-                           retransmits=j["end"].get("sum_sent", {}).get("retransmits"))
-            except subprocess.TimeoutExpired:
-                row["error"] = "iperf3 hung (no result within the run time + 20 s)"
-            except (ValueError, KeyError):
-                row["error"] = (r.stdout + r.stderr)[-300:]
-            finally:
-                server.kill()
-                server.wait(timeout=10)
-            runs.append(row)
-            real_clear(agents)
+        for offloads in ("on", "off"):
+            if offloads == "off":
+                topo.disable_pod_offloads()
+            for mode, kind in (("flat", "none"), ("ipip", "none"), ("vxlan", "none"), ("ipip", "ipsec"),
+                               ("ipip", "wireguard")):
+                runs.append(_iperf3_row(topo, real_agents(topo, work / f"{mode}-{kind}-{offloads}", mode, clock),
+                                        mode, kind, offloads, seconds))
         out["iperf3"] = runs
         # Live switch ipip -> ipsec under a 100 Hz ping.
         agents = real_agents(topo, work / "switch", "ipip", clock)
@@ -280,6 +259,40 @@ def data_plane(seconds: int) -> dict:
         import shutil as _sh
         _sh.rmtree(work, ignore_errors=True)
     return out
+
+
+def _iperf3_row(topo, agents, mode: str, kind: str, offloads: str, seconds: int) -> dict:
+    """One iperf3 TCP run pod to pod with ``agents`` programmed, and both VPPs' CPU time."""
+    import subprocess
+
+    b_ip = topo.nodes["node-b"].pod_ip
+    real_program(agents, real_cluster(kind))
+    topo.exec("node-a", "ping", "-c", "3", "-i", "0.2", "-W", "2", b_ip)  # handshakes, ARP
+    server = subprocess.Popen(["ip", "netns", "exec", topo.nodes["node-b"].pod_ns, "iperf3", "-s", "-1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    pids = [n.vpp_proc.pid for n in topo.nodes.values()]
+    cpu0 = sum(_cpu_s(p) for p in pids)
+    row = {"mode": mode, "encryption": kind, "pod_offloads": offloads}
+    print(f"iperf3 {mode}/{kind}, pod offloads {offloads} ...", flush=True)
+    try:
+        r = topo.exec("node-a", "iperf3", "-c", b_ip, "-t", str(seconds), "-J", "--connect-timeout",
+                      "3000", timeout=seconds + 20)
+        cpu = sum(_cpu_s(p) for p in pids) - cpu0
+        j = json.loads(r.stdout)
+        bps = j["end"]["sum_received"]["bits_per_second"]
+        row.update(gbit_s=round(bps / 1e9, 3), vpp_cpu_s=round(cpu, 2),
+                   vpp_cpu_s_per_gbit=round(cpu / (bps / 1e9 * seconds), 2) if bps else None,
+                   retransmits=j["end"].get("sum_sent", {}).get("retransmits"))
+    except subprocess.TimeoutExpired:
+        row["error"] = "iperf3 hung (no result within the run time + 20 s)"
+    except (ValueError, KeyError):
+        row["error"] = (r.stdout + r.stderr)[-300:]
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+        real_clear(agents)
+    return row
 
 
 def real_agents(topo, key_dir: Path, mode: str, clock: Clock):

@@ -23,7 +23,6 @@ from pyroute2 import IPRoute, NetNS, netns
 
 from startup.vpp_process import VppPaths, VppProcess, render_startup_conf
 from testbed.targets import real_vpp_reason
-from vppagent.cni.pool import GSO_FIX
 from vppagent.vpp import af_packet, features, interfaces
 from vppagent.vpp.client import VppClient
 
@@ -103,7 +102,7 @@ class RealTopology:
                 sw = af_packet.create(vpp, link, flags=af_packet.Flags.QDISC_BYPASS | af_packet.Flags.CKSUM_GSO)
                 interfaces.add_address(vpp, sw, cidr)
                 if link == node.pod_link and self.pod_gso_fix:
-                    features.enable(vpp, sw, *GSO_FIX)
+                    features.enable(vpp, sw, *features.KPOD_GSO_FIX)
                 interfaces.set_admin_up(vpp, sw)
 
     def close(self) -> None:

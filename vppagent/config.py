@@ -237,10 +237,11 @@ KEYS: tuple[KeySpec, ...] = (
             "veth driver: TPACKET version of the pods' af_packet rings: 2 (no per-pod kernel timer; the node's "
             "control plane stays fast with hundreds of pods) or 3 (VPP's default: a 1 ms timer per pod batches "
             "packets, faster bulk TCP, but costs every node CPU while idle)"),
-    KeySpec("pod_offloads", False, _bool,
+    KeySpec("pod_offloads", True, _bool,
             "veth driver: pods keep TCP's TX checksum, TSO and GSO (UDP and tunnel segmentation stay off), so "
-            "64 KB frames cross VPP; needs our kpod plugin for the IPv4 frames VPP segments itself (tunnels); "
-            "off by default: WireGuard sends partial checksums (docs/upstream-vpp-af-packet-offloads.md)"),
+            "64 KB frames cross VPP; needs our kpod plugin (IPv4 frames VPP segments itself, WireGuard); "
+            "false: pods cut and checksum every segment themselves, several times slower "
+            "(docs/upstream-vpp-af-packet-offloads.md)"),
     KeySpec("kernel_rcu_expedited", True, _bool,
             "set /sys/kernel/rcu_expedited while the agent serves pods (restored on a clean stop): creating "
             "and deleting af_packet sockets and network devices waits for RCU grace periods, 5-10x shorter "

@@ -78,7 +78,7 @@ class Scenario:
     connectivity: str = "flat"          # two-node only
     kernel_mode: str = "bridge"         # kernel env: veth + bridge, or routing between netns
     # Pods' TX checksum/TSO/GSO. None: as users get them, the kernel's defaults (on) in the kernel
-    # env, what the agent sets in the VPP envs; False: turned off (a labelled, offloads-off row).
+    # env, the agent's default (on) in the VPP envs; False: turned off (a labelled, offloads-off row).
     pod_offloads: bool | None = None
     mtu: int = 1400
     baseline: str | None = None         # the kernel scenario run in the same session
@@ -94,7 +94,7 @@ class Scenario:
             return "off"
         if self.env == "kernel":
             return "kernel defaults (on)"
-        return "on" if self.pod_offloads else "as the agent sets them"
+        return "on" if self.pod_offloads else "on (the agent's default)"
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

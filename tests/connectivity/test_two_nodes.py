@@ -203,6 +203,9 @@ def test_wireguard_one_peer_per_node(make_pair):
     [path] = pod_routes(pair.a.vpp)["10.244.2.0/24"]
     assert path.sw_if_index == wg.sw_if_index and path.next_hop == ipaddress.ip_address("10.244.2.0")
     assert tagged(pair.a.vpp, "vppagent:tun:") == {}  # no clear tunnel alongside
+    # pods' GSO frames are cut, and their partial checksums completed, before encryption
+    assert emu_feature.enabled(pair.a.emu, wg.sw_if_index) == {
+        ("interface-output", "gso"), ("ip4-output", "kpod-csum-ip4"), ("ip6-output", "kpod-csum-ip6")}
 
 
 # -- toggles, mismatches, bad input --------------------------------------------------------------

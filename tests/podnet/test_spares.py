@@ -20,7 +20,7 @@ from testbed.podnet import Pods, container_id, running_agent, vpp_binary
 from testbed.targets import real_vpp_reason
 from testbed.wait import wait_for
 from vppagent.cni import linux, pool, vpp_kinds
-from vppagent.vpp import af_packet, interfaces
+from vppagent.vpp import af_packet, features, interfaces
 
 pytestmark = [pytest.mark.netns,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")]
@@ -81,9 +81,10 @@ def test_an_add_takes_a_spare_and_the_pool_refills(pods: Pods) -> None:
         assert pod_link["link_index"] == parent_index
         assert result["interfaces"][result["ips"][0]["interface"]]["mac"] == pod_link["address"]
         assert attachment.pod_mac == pod_link["address"]
-        # Checksums are completed when the macvlan's frames leave through the parent.
+        # The macvlan's frames leave through the parent with its offloads (pod_offloads, the default):
+        # TCP/UDP partial checksums kept as offload metadata for VPP, SCTP's off.
         offloads = linux.checksum_offloads("/proc/self/ns/net", parent)
-        assert offloads.get("tx-checksum-ip-generic") is False and not any(offloads.values()), offloads
+        assert offloads.get("tx-checksum-ip-generic") is True and offloads.get("tx-checksum-sctp") is False, offloads
         assert result["interfaces"][0]["name"] == host
 
         # The pool makes a new spare once the CNI is idle; the pod's interface stays the pod's.
@@ -215,7 +216,8 @@ def test_pods_on_spares_ping_through_a_real_vpp(pods: Pods) -> None:
 
 
 def _kept_for_vpp(feats: dict[str, str], *, udp: bool = True) -> None:
-    """TCP's offloads on; what VPP 26.06 cannot take (UDP segmentation, fraglist GSO) off.
+    """TCP's offloads on; what VPP 26.06 cannot take (UDP segmentation, fraglist GSO, SCTP's
+    checksum) off.
 
     ``udp`` False for a macvlan: its UDP segmentation is fixed on, and its parent, whose
     features the kernel applies on the way out, has it off."""
@@ -223,6 +225,7 @@ def _kept_for_vpp(feats: dict[str, str], *, udp: bool = True) -> None:
     assert feats["generic-segmentation-offload"] == "on", feats
     if udp:
         assert feats["tx-udp-segmentation"] == "off" and feats["tx-gso-list"] == "off", feats
+        assert feats["tx-checksum-sctp"] == "off", feats
 
 
 @pytest.mark.parametrize("spares", ["0", "3"], ids=["own-veth", "spare"])
@@ -240,7 +243,7 @@ def test_pod_offloads_keeps_tcp_offloads_and_turns_off_what_vpp_cannot_take(spar
             tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
             sw = next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag)
             assert h.target is not None and h.target.emu is not None
-            assert emu_feature.enabled(h.target.emu, sw) == {pool.GSO_FIX}
+            assert emu_feature.enabled(h.target.emu, sw) == {features.KPOD_GSO_FIX}
             if spares != "0":  # the macvlan's frames leave through its parent: the parent keeps them too
                 parent = pool.parent_of(h.agent.pod_network.attachments()[0].host_ifname)
                 _kept_for_vpp(payload.ethtool_features(None, parent))

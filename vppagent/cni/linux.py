@@ -329,8 +329,9 @@ _CHECKSUM_FEATURES = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum
 
 # With the pods' offloads kept (config pod_offloads), what VPP 26.06 still cannot take: af_packet
 # reads the kernel's UDP GSO type as TCP GSO, and has no use for fraglist or tunnel GSO frames
-# (docs/upstream-vpp-af-packet-offloads.md). TX checksum, TSO and GSO of TCP stay on.
-_GSO_VPP_CANNOT_TAKE = ("tx-udp-segmentation", "tx-gso-list", "tx-udp_tnl-segmentation",
+# (docs/upstream-vpp-af-packet-offloads.md); SCTP's checksum is a CRC32c VPP has no offload flag
+# for, so a partial one would leave the node unfinished. TX checksum, TSO and GSO of TCP stay on.
+_GSO_VPP_CANNOT_TAKE = ("tx-checksum-sctp", "tx-udp-segmentation", "tx-gso-list", "tx-udp_tnl-segmentation",
                         "tx-udp_tnl-csum-segmentation", "tx-gre-segmentation", "tx-gre-csum-segmentation",
                         "tx-ipxip4-segmentation", "tx-ipxip6-segmentation", "tx-sctp-segmentation")
 

@@ -123,9 +123,6 @@ def base_dependencies(gateway: Key | None, with_snat: bool) -> list[Key]:
     return deps
 
 
-GSO_FIX = ("ip4-unicast", "kpod-gso-ip4")  # vpp_plugins/kpod
-
-
 def enable_gso_fix(vpp: VppClient, sw_if_index: int) -> None:
     """kpod's fix-up of the IPv4 GSO frames af_packet hands VPP (docs/upstream-vpp-af-packet-offloads.md).
 
@@ -133,11 +130,7 @@ def enable_gso_fix(vpp: VppClient, sw_if_index: int) -> None:
     right wherever VPP passes the GSO frame on whole (pod to pod, an af_packet uplink), but
     not where VPP segments it itself (tunnels): said once per interface, in the log.
     """
-    try:
-        features.enable(vpp, sw_if_index, *GSO_FIX)
-    except VppApiError as e:
-        if e.retval != Retval.INVALID_VALUE:
-            raise
+    if not features.enable_if_loaded(vpp, sw_if_index, *features.KPOD_GSO_FIX):
         log.warning("kpod plugin not loaded: IPv4 GSO frames this pod sends are corrupted where VPP "
                     "segments them (tunnels, an uplink without GSO); load kpod_plugin.so or set "
                     "pod_offloads false", extra={"sw_if_index": sw_if_index})

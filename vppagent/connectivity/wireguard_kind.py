@@ -15,15 +15,18 @@ Must not touch: keys on disk (``ipsec.keys``), routes through the interface.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
-from vppagent.vpp import interfaces, wireguard
+from vppagent.vpp import features, interfaces, wireguard
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
+
+log = logging.getLogger(__name__)
 
 KIND = "node-wg"
 PEER_KIND = "node-wg-peer"
@@ -65,6 +68,21 @@ class WgPeer:
             object.__setattr__(self, "allowed_ips", ordered)
 
 
+def _complete_offloads(vpp: VppClient, idx: int) -> None:
+    """Pods that keep their offloads (pod_offloads) send 64 KB frames and partial checksums.
+
+    VPP's gso feature segments the frames before wg4/6-output-tun (which take none), and
+    kpod's csum nodes complete the checksums WireGuard would seal in unfinished
+    (docs/upstream-vpp-af-packet-offloads.md, finding 3). Both pass other frames through.
+    """
+    features.gso(vpp, idx)
+    for arc, feature in features.KPOD_CSUM:
+        if not features.enable_if_loaded(vpp, idx, arc, feature):
+            log.warning("kpod plugin not loaded: pods' offloaded checksums leave WireGuard unfinished and "
+                        "their receivers drop them; load kpod_plugin.so or set pod_offloads false",
+                        extra={"sw_if_index": idx, "feature": feature})
+
+
 class WgInterfaceDescriptor:
     kind = KIND
 
@@ -84,6 +102,7 @@ class WgInterfaceDescriptor:
             interfaces.set_tag(vpp, idx, TAG_PREFIX + value.name)
             interfaces.set_l3(vpp, idx, table_id=value.table_id,
                               borrow_from=resolver.handle(value.unnumbered) if value.unnumbered is not None else None)
+            _complete_offloads(vpp, idx)
             interfaces.set_admin_up(vpp, idx)
         except Exception:
             wireguard.delete_interface(vpp, idx)

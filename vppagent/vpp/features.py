@@ -2,19 +2,36 @@
 
 Owns ``feature_enable_disable``, VPP's generic switch for nodes registered on a
 feature arc (``VNET_FEATURE_INIT``); the agent uses it for our kpod plugin's
-fix-up node on pod interfaces, which has no API of its own, and VPP's own
-``gso`` output feature. VPP refuses a
-feature or arc it does not know (the plugin not loaded) with an error.
+fix-up nodes (on pod interfaces and the WireGuard interface), which have no API
+of their own, and VPP's own ``gso`` output feature. VPP refuses a feature or arc
+it does not know (the plugin not loaded) with INVALID_VALUE.
 """
 from __future__ import annotations
 
 from .client import VppClient
+from .errors import VppApiError
+from .retvals import Retval
 
 MESSAGES = ("feature_enable_disable", "feature_gso_enable_disable")
+
+# Our kpod plugin's nodes (vpp_plugins/kpod/node.c), as (arc, feature).
+KPOD_GSO_FIX = ("ip4-unicast", "kpod-gso-ip4")
+KPOD_CSUM = (("ip4-output", "kpod-csum-ip4"), ("ip6-output", "kpod-csum-ip6"))
 
 
 def enable(vpp: VppClient, sw_if_index: int, arc: str, feature: str, *, enable: bool = True) -> None:
     vpp.call("feature_enable_disable", sw_if_index=sw_if_index, enable=enable, arc_name=arc, feature_name=feature)
+
+
+def enable_if_loaded(vpp: VppClient, sw_if_index: int, arc: str, feature: str) -> bool:
+    """Turn a plugin's feature on; False, and nothing changed, when VPP has no such feature."""
+    try:
+        enable(vpp, sw_if_index, arc, feature)
+    except VppApiError as e:
+        if e.retval != Retval.INVALID_VALUE:
+            raise
+        return False
+    return True
 
 
 def gso(vpp: VppClient, sw_if_index: int, *, enable: bool = True) -> None:
@@ -23,4 +40,4 @@ def gso(vpp: VppClient, sw_if_index: int, *, enable: bool = True) -> None:
     vpp.call("feature_gso_enable_disable", sw_if_index=sw_if_index, enable_disable=enable)
 
 
-__all__ = ["MESSAGES", "enable", "gso"]
+__all__ = ["KPOD_CSUM", "KPOD_GSO_FIX", "MESSAGES", "enable", "enable_if_loaded", "gso"]

@@ -56,7 +56,7 @@ def _plugin_dirs(sc: Scenario) -> tuple[Path, ...]:
     from testbed import plugins
     from testbed.targets import Unavailable
 
-    names = [n for n, wanted in (("kpol", sc.policy), ("kpod", sc.pod_offloads is True)) if wanted]
+    names = [n for n, wanted in (("kpol", sc.policy), ("kpod", sc.pod_offloads is not False)) if wanted]
     try:
         return plugins.plugin_dirs(*names) if names else ()
     except Unavailable:
@@ -85,8 +85,8 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
                     # memif pods keep a veth eth0; the memif comes on top (annotation)
                     "VPPAGENT_POD_INTERFACE": "veth" if sc.pod_interface == "memif" else sc.pod_interface,
                     "VPPAGENT_POD_MTU": str(sc.mtu), "VPPAGENT_POD_AF_PACKET_VERSION": str(sc.af_packet_version),
-                    # pod_offloads: true asks the agent to keep them (config pod_offloads)
-                    "VPPAGENT_POD_OFFLOADS": str(sc.pod_offloads is True).lower()}
+                    # pod_offloads: false asks the agent to turn them off (config pod_offloads)
+                    "VPPAGENT_POD_OFFLOADS": str(sc.pod_offloads is not False).lower()}
         try:
             handle = stack.enter_context(running_agent(vpp_bin=binary, fake=fake, plugin_dirs=plugin_dirs,
                                                        **settings))

@@ -26,9 +26,9 @@ def two_node_env(sc: Scenario) -> Iterator[Setup]:
     from perf.encryption_bench import Clock, real_agents, real_clear, real_cluster, real_program
     from testbed.realnet import RealTopology
 
-    gso = sc.pod_offloads is True
+    gso = sc.pod_offloads is not False  # the agent's default: on
     plugin_dirs: tuple[Path, ...] = ()
-    if gso:  # pods that keep their offloads get kpod's IPv4 GSO fix-up, as the agent gives them
+    if gso:  # pods that keep their offloads get kpod's fix-ups, as the agent gives them
         from testbed import plugins
         from testbed.targets import Unavailable
 
@@ -40,8 +40,7 @@ def two_node_env(sc: Scenario) -> Iterator[Setup]:
     work = Path(tempfile.mkdtemp(prefix="vpa-perf-2n-"))
     try:
         for node in topo.nodes.values():
-            # Unless asked to keep them, off as the agent's default turns them off.
-            set_offloads(node.pod_ns, sc.pod_offloads is True)
+            set_offloads(node.pod_ns, gso)
         agents = real_agents(topo, work, sc.connectivity, Clock())
         real_program(agents, real_cluster(sc.encryption))
         a, b = topo.nodes["node-a"], topo.nodes["node-b"]

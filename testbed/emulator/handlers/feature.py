@@ -3,7 +3,7 @@
 Modelled on vnet/feature/feature_api.c: an unknown sw_if_index answers
 INVALID_SW_IF_INDEX; an arc/feature pair VPP has not registered answers
 INVALID_VALUE. Registered here: the features the agent enables (our kpod
-plugin's node, as loaded by the agent's VPP). Enabling twice, or disabling a
+plugin's nodes, as loaded by the agent's VPP). Enabling twice, or disabling a
 feature that is off, is accepted, as VPP's feature config does. What is
 enabled is kept per interface and dropped with the interface.
 """
@@ -21,6 +21,8 @@ HANDLERS = HandlerTable("feature")
 # arc -> features a VPP with our plugins has on it (the ones the agent may turn on).
 REGISTERED = {
     "ip4-unicast": frozenset({"kpod-gso-ip4"}),
+    "ip4-output": frozenset({"kpod-csum-ip4"}),
+    "ip6-output": frozenset({"kpod-csum-ip6"}),
 }
 
 
