@@ -20,6 +20,9 @@ TARGETS = ("pod", "service")
 ENCRYPTIONS = ("none", "ipsec", "wireguard")
 CONNECTIVITY = ("flat", "ipip", "vxlan")
 KERNEL_MODES = ("bridge", "route")
+# VPP threads (local env): its main thread only; one worker polling both pods; or the server pod
+# on the main thread and the client on the worker, so every packet of a flow crosses threads.
+THREADS = ("main", "worker", "split")
 TOOLS = ("iperf3", "trex", "vpp-pg")
 PROTOCOLS = ("tcp", "udp")
 TREX_PROFILES = ("udp64", "imix")
@@ -80,6 +83,7 @@ class Scenario:
     # Pods' TX checksum/TSO/GSO. None: as users get them, the kernel's defaults (on) in the kernel
     # env, the agent's default (on) in the VPP envs; False: turned off (a labelled, offloads-off row).
     pod_offloads: bool | None = None
+    threads: str = "main"               # local env: see THREADS
     mtu: int = 1400
     baseline: str | None = None         # the kernel scenario run in the same session
     compare_to: str | None = None       # another scenario this one is held to (ratio target)
@@ -102,8 +106,8 @@ class Scenario:
 
 
 _KEYS = {"name", "description", "env", "pod_interface", "af_packet_version", "target", "services", "policy",
-         "encryption", "connectivity", "kernel_mode", "pod_offloads", "mtu", "baseline", "compare_to", "target_ratio",
-         "load", "kubectl"}
+         "encryption", "connectivity", "kernel_mode", "pod_offloads", "threads", "mtu", "baseline", "compare_to",
+         "target_ratio", "load", "kubectl"}
 _LOAD_KEYS = {"tool", "protocol", "parallel", "bitrate", "length", "profile"}
 
 
@@ -184,6 +188,7 @@ def parse(raw: Any, source: str = "<scenario>") -> Scenario:
         kernel_mode=_choice(source, "kernel_mode", raw.get("kernel_mode", "bridge"), KERNEL_MODES),
         pod_offloads=(None if raw.get("pod_offloads") is None
                       else _typed(source, "pod_offloads", raw["pod_offloads"], bool)),
+        threads=_choice(source, "threads", raw.get("threads", "main"), THREADS),
         mtu=_typed(source, "mtu", raw.get("mtu", 1400), int),
         baseline=raw.get("baseline") and _typed(source, "baseline", raw["baseline"], str),
         compare_to=raw.get("compare_to") and _typed(source, "compare_to", raw["compare_to"], str),

@@ -25,9 +25,10 @@ def ksvc_plugin_dirs() -> tuple[Path, ...]:
     return plugins.plugin_dirs("ksvc", "kpol")
 
 
-def real_target(stack: ExitStack, workdir: Path, plugin_dirs: tuple[Path, ...], extra_conf: str = "") -> Target:
+def real_target(stack: ExitStack, workdir: Path, plugin_dirs: tuple[Path, ...], extra_conf: str = "",
+                workers: int | None = None) -> Target:
     """A private real VPP with our plugins, a client connected (``target.vpp``)."""
-    return targets.private_vpp(stack, workdir, plugin_dirs=plugin_dirs, extra_conf=extra_conf,
+    return targets.private_vpp(stack, workdir, plugin_dirs=plugin_dirs, extra_conf=extra_conf, workers=workers,
                                client=targets.any_client())
 
 

@@ -11,6 +11,11 @@ A TCP and a UDP service with both backends and an affinity timeout of 2 s:
   be used (the chance that a correct plugin fails this is below 1e-6: see the tests);
 - replies come back from the VIP (the client's connected sockets accept nothing else).
 
+And once more, IPv4, with a worker thread beside the main thread: the client is polled by the
+main thread and the backends by the worker, so each request is received on one thread and its
+reply on the other (ksvc hands packets to the thread owning the client's sessions); each test
+asserts where the pods sit.
+
 Everything is removed in teardown, on failure too. Needs root, VPPAGENT_VPP_BIN, and the
 plugin (VPPAGENT_KSVC_PLUGIN_DIR or a cmake build, see conftest).
 """
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import netpods
+from testbed import netpods, threads
 from vppagent.vpp import af_packet, interfaces, ksvc
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.ksvc import PROTO_TCP, PROTO_UDP, KsvcService
@@ -92,6 +97,10 @@ class Pods:
     family: int
     ns: dict[str, str]
     sw: dict[str, int]
+    placed: dict[str, int]  # pod -> the thread that polls it
+
+    def check_placement(self) -> None:
+        assert {n: threads.thread_of(self.vpp, sw) for n, sw in self.sw.items()} == self.placed
 
     @property
     def vip(self) -> str:
@@ -118,16 +127,18 @@ def _pod(vpp: VppClient, stack: ExitStack, ns: str, host_if: str, ips: list[str]
     return sw
 
 
-@pytest.fixture(scope="module", params=[4, 6], ids=["ipv4", "ipv6"])
+@pytest.fixture(scope="module", params=[(4, 0), (6, 0), (4, 1)], ids=["ipv4", "ipv6", "ipv4-two-threads"])
 def pods(request: pytest.FixtureRequest, ksvc_plugin_dirs: tuple[Path, ...], tmp_path_factory: pytest.TempPathFactory):
     import os
 
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
-    fam = FAMILIES[request.param]
+    family, workers = request.param
+    fam = FAMILIES[family]
     sfx = secrets.token_hex(3)
     with ExitStack() as stack:
-        vpp = real_target(stack, tmp_path_factory.mktemp("ksvc-e2e"), ksvc_plugin_dirs).vpp  # stops VPP last
+        vpp = real_target(stack, tmp_path_factory.mktemp("ksvc-e2e"), ksvc_plugin_dirs,  # stops VPP last
+                          workers=workers or None).vpp
         loop = interfaces.create_loopback(vpp)
         interfaces.add_address(vpp, loop, ipaddress.ip_interface("10.97.255.1/32"))
         interfaces.add_address(vpp, loop, ipaddress.ip_interface("fd00:97:ff::1/128"))
@@ -141,7 +152,12 @@ def pods(request: pytest.FixtureRequest, ksvc_plugin_dirs: tuple[Path, ...], tmp
                                   str(SERVER_PORT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             stack.callback(lambda p=p: (p.kill(), p.wait(timeout=5)))
             assert p.stdout is not None and "listening" in p.stdout.readline()
-        pods = Pods(vpp, request.param, ns, sw)
+        placed = {n: threads.MAIN for n in sw}
+        if workers:
+            placed.update({n: 1 for n in fam["backends"]})
+            for n, thread in placed.items():
+                threads.place(vpp, sw[n], thread)
+        pods = Pods(vpp, family, ns, sw, placed)
         # warm up: every client reaches every backend directly (no service involved)
         for name, ip in fam["backends"].items():
             for _ in range(10):
@@ -165,6 +181,7 @@ ASKS = (("tcp", 80), ("udp", 53))
 
 def test_affinity_holds_within_the_timeout_and_expires_after_it(pods: Pods):
     """TCP and UDP services side by side (affinity is per client and service)."""
+    pods.check_placement()
     for proto in PORTS:
         ksvc.service_update(pods.vpp, _service(pods, proto))
     try:
@@ -208,6 +225,7 @@ def test_affinity_holds_within_the_timeout_and_expires_after_it(pods: Pods):
 
 
 def test_a_backend_removed_by_an_update_gets_no_new_connections(pods: Pods):
+    pods.check_placement()
     ksvc.service_update(pods.vpp, _service(pods, PROTO_TCP))
     try:
         got = pods.ask("tcp")

@@ -5,8 +5,13 @@ app=srv), ``c1`` (namespace web, team=web) and ``c2`` (namespace other). A
 policy lets TCP 7777 into srv from team=web namespaces only. c1 connects and
 gets the reply; c2 times out and the plugin's counters say default deny;
 then namespace other gets team=web and c2 connects, with no policy message
-sent by the agent (set membership only). Run with the kpol plugin
-(``testbed.plugins``) and on stock VPP (the ACL fallback).
+sent by the agent (set membership only). A second policy isolates srv's
+egress with no rule, so its replies pass only as part of an admitted
+connection (the backend's per-flow state). Run with the kpol plugin
+(``testbed.plugins``) and on stock VPP (the ACL fallback), each with VPP's
+main thread only and with a worker beside it: then srv is polled by the main
+thread and the clients by the worker, so every connection's request and reply
+are received on different threads (asserted).
 """
 from __future__ import annotations
 
@@ -20,14 +25,15 @@ from pathlib import Path
 
 import pytest
 
-from testbed import plugins, targets
+from testbed import plugins, targets, threads
 from testbed.agent_runner import NODE
 from testbed.fakekube import FakeKube
 from testbed.fakekube import objects as k
 from testbed.podnet import AgentHandle, Pods, container_id, host_links, running_agent
 from testbed.wait import wait_for
 from vppagent.policy.feature import PolicyFeature
-from vppagent.vpp import acl, kpol
+from vppagent.cni import vpp_kinds
+from vppagent.vpp import acl, interfaces, kpol
 
 pytestmark = [pytest.mark.real_vpp, pytest.mark.netns]
 
@@ -53,13 +59,13 @@ except socket.timeout:
 
 
 @contextmanager
-def _policy_agent(with_kpol: bool) -> Iterator[tuple[AgentHandle, PolicyFeature]]:
+def _policy_agent(with_kpol: bool, workers: int) -> Iterator[tuple[AgentHandle, PolicyFeature]]:
     fake = FakeKube(bookmark_interval=0.2)
     with fake:
         fake.add(k.node(NODE, pod_cidrs=["10.244.1.0/24"], internal_ip="192.168.0.1"))
         for ns, labels in (("default", {}), ("web", {"team": "web"}), ("other", {})):
             fake.add(k.namespace(ns, labels=labels))
-        with running_agent(vpp_bin=targets.vpp_binary(), fake=fake, VPPAGENT_POLICIES="true",
+        with running_agent(vpp_bin=targets.vpp_binary(), fake=fake, VPPAGENT_POLICIES="true", workers=workers or None,
                            plugin_dirs=plugins.plugin_dirs("kpol") if with_kpol else ()) as h:
             policy = next(f for f in h.agent.features if f.name == "policies")
             assert isinstance(policy, PolicyFeature)
@@ -71,12 +77,18 @@ def _connect(pods: Pods, netns: str, ip: str, timeout: float, msg: str = "ping")
     return r.stdout.strip() or r.stderr.strip()
 
 
-@pytest.mark.parametrize("backend", ["kpol", "acl"])
-def test_policy_allows_denies_and_follows_namespace_labels(backend: str) -> None:
+def _sw_if_index(h: AgentHandle, n: int) -> int:
+    tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(container_id(n), "eth0")
+    return next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag)
+
+
+@pytest.mark.parametrize("backend,workers", [("kpol", 0), ("acl", 0), ("kpol", 1), ("acl", 1)],
+                         ids=["kpol", "acl", "kpol-two-threads", "acl-two-threads"])
+def test_policy_allows_denies_and_follows_namespace_labels(backend: str, workers: int) -> None:
     targets.require_real_vpp(private=True)
     pods = Pods()
     try:
-        with _policy_agent(backend == "kpol") as (h, feature):
+        with _policy_agent(backend == "kpol", workers) as (h, feature):
             ips = {}
             nss = {}
             for n, (name, ns, labels) in enumerate((("srv", "default", {"app": "srv"}), ("c1", "web", {}),
@@ -86,16 +98,25 @@ def test_policy_allows_denies_and_follows_namespace_labels(backend: str) -> None
                 assert err is None, err
                 ips[name] = str(ipaddress.ip_interface(res["ips"][0]["address"]).ip)
                 h.fake.add(k.pod(name, ns, node=NODE, ips=[ips[name]], labels=labels))
+            sw = {name: _sw_if_index(h, n) for n, name in enumerate(("srv", "c1", "c2"), start=1)}
+            placed = {"srv": threads.MAIN, "c1": 1 if workers else threads.MAIN, "c2": 1 if workers else threads.MAIN}
+            for name, thread in placed.items():
+                if workers:
+                    threads.place(h.vpp, sw[name], thread)
+            assert {name: threads.thread_of(h.vpp, i) for name, i in sw.items()} == placed
             h.fake.add(k.network_policy("allow-web", "default", pod_selector={"matchLabels": {"app": "srv"}},
                                         ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}],
                                                   "ports": [{"protocol": "TCP", "port": PORT}]}]))
+            h.fake.add(k.network_policy("no-egress", "default", pod_selector={"matchLabels": {"app": "srv"}},
+                                        policy_types=["Egress"], egress=[]))
 
             def programmed() -> bool:
                 if backend == "kpol":
                     sets = kpol.dump_ipsets(h.vpp)
                     return bool(kpol.attachments(h.vpp)) and any(
-                        str(m.addr) == ips["c1"] for s in sets for m in s.members)
-                return any(b.output for b in acl.interface_acls(h.vpp))
+                        str(m.addr) == ips["c1"] for s in sets for m in s.members) and any(
+                        p.ingress_isolated and p.egress_isolated for p in kpol.dump_policies(h.vpp))
+                return any(b.output and b.input for b in acl.interface_acls(h.vpp))
 
             wait_for(programmed, 20, "the policy to be programmed")
             assert feature.backend() == backend

@@ -15,13 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from testbed import netpods, plugins, targets
+from testbed import netpods, plugins, targets, threads
 from vppagent.vpp import interfaces
 from vppagent.vpp.client import VppClient
 
@@ -40,8 +41,8 @@ def plugin() -> plugins.Built:
 
 
 @pytest.fixture(scope="module")
-def vpp(plugin: plugins.Built, tmp_path_factory: pytest.TempPathFactory):
-    """A private VPP that loads the plugin from the build dir, and a client that knows kpol.api."""
+def kpol_api(plugin: plugins.Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """VPP's API definitions with kpol.api beside them."""
     assert plugin.api_json is not None, f"no kpol.api.json next to {plugin.so_dir}"
     defs = tmp_path_factory.mktemp("kpol-api")
     for sub in Path(targets.api_dir()).iterdir():  # copies: the loader does not follow directory symlinks
@@ -49,8 +50,23 @@ def vpp(plugin: plugins.Built, tmp_path_factory: pytest.TempPathFactory):
             shutil.copytree(sub, defs / sub.name)
     (defs / "kpol").mkdir()
     shutil.copy(plugin.api_json, defs / "kpol" / "kpol.api.json")
+    return defs
+
+
+@pytest.fixture(scope="module")
+def vpp(plugin: plugins.Built, kpol_api: Path):
+    """A private VPP that loads the plugin from the build dir, and a client that knows kpol.api."""
     with ExitStack() as stack:
-        yield targets.private_vpp(stack, plugin_dirs=(plugin.so_dir,), client={"api_dir": str(defs)}).vpp
+        yield targets.private_vpp(stack, plugin_dirs=(plugin.so_dir,), client={"api_dir": str(kpol_api)}).vpp
+
+
+@pytest.fixture(scope="module")
+def vpp_workers(plugin: plugins.Built, kpol_api: Path):
+    """The same with a worker thread beside the main thread: two threads that poll pod interfaces
+    (this machine's 2 cores do not start ``workers 2``)."""
+    with ExitStack() as stack:
+        yield targets.private_vpp(stack, plugin_dirs=(plugin.so_dir,), workers=1,
+                                  client={"api_dir": str(kpol_api)}).vpp
 
 
 def cli(vpp: VppClient, cmd: str) -> str:
@@ -294,8 +310,8 @@ class Pods:
         return r.stdout.strip() if r.returncode == 0 else "error"
 
 
-@pytest.fixture(scope="module")
-def pods(vpp: VppClient):
+@contextmanager
+def _pods(vpp: VppClient) -> Iterator[Pods]:
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
     sfx = secrets.token_hex(3)
@@ -322,10 +338,25 @@ def pods(vpp: VppClient):
         # ExitStack: server, af_packet interfaces, links, namespaces, loopback.
 
 
-@pytest.mark.netns
-def test_policy_on_real_traffic(pods: Pods):
-    vpp = pods.vpp
-    # before any policy: everything connects (also warms up neighbours)
+@pytest.fixture(scope="module")
+def pods(vpp: VppClient):
+    with _pods(vpp) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def pods_on_two_threads(vpp_workers: VppClient):
+    """The pods with the server polled by the main thread and the others by the worker: every
+    connection's request and reply are received on different threads."""
+    with _pods(vpp_workers) as p:
+        threads.place(vpp_workers, p.sw["server"], threads.MAIN)
+        for who in ("client", "other"):
+            threads.place(vpp_workers, p.sw[who], 1)
+        yield p
+
+
+def _warm_up(pods: Pods) -> None:
+    """Before any policy everything connects (and the neighbours are learnt)."""
     for who in ("client", "other"):
         got = ""
         for _ in range(5):
@@ -334,6 +365,12 @@ def test_policy_on_real_traffic(pods: Pods):
                 break
             time.sleep(0.3)
         assert got == f"server {PODS[who]}"
+
+
+@pytest.mark.netns
+def test_policy_on_real_traffic(pods: Pods):
+    vpp = pods.vpp
+    _warm_up(pods)
     vpp.call("kpol_ipset_add", set_id=100, kind=KIND_ADDR)
     call(vpp, "kpol_ipset_members_add_del", set_id=100, is_add=True, members=[member(PODS["client"])])
     # server: ingress only from set 100 on tcp/8080; egress isolated with no rule, so
@@ -368,3 +405,31 @@ def test_policy_on_real_traffic(pods: Pods):
         vpp.call("kpol_policy_del", policy_id=100)
         vpp.call("kpol_ipset_del", set_id=100)
     assert pods.connect("other", 8081) == f"server {PODS['other']}"  # detached: open again
+
+
+@pytest.mark.netns
+def test_policy_holds_when_a_connection_crosses_threads(pods_on_two_threads: Pods):
+    """The server's replies are received on the main thread, its requests were on the worker:
+    kpol hands each packet to the thread owning the server interface's flows, so the replies of
+    admitted connections find their flow (the server's egress is isolated with no rule)."""
+    pods, vpp = pods_on_two_threads, pods_on_two_threads.vpp
+    assert threads.thread_of(vpp, pods.sw["server"]) == threads.MAIN
+    assert threads.thread_of(vpp, pods.sw["client"]) == 1 and threads.thread_of(vpp, pods.sw["other"]) == 1
+    _warm_up(pods)
+    vpp.call("kpol_ipset_add", set_id=110, kind=KIND_ADDR)
+    call(vpp, "kpol_ipset_members_add_del", set_id=110, is_add=True, members=[member(PODS["client"])])
+    call(vpp, "kpol_policy_set", policy_id=110, ingress_isolated=True, egress_isolated=True,
+         items=rule(0, peers=[110], ports=[(6, 8080, 8080)]))
+    vpp.call("kpol_interface_attach", sw_if_index=pods.sw["server"], policy_id=110, is_add=True)
+    try:
+        handed = error_count(vpp, "kpol-ip4-in", "handed to the worker")
+        for _ in range(5):
+            assert pods.connect("client", 8080) == f"server {PODS['client']}"
+        assert pods.connect("other", 8080, timeout=1.5) == "error"  # still enforced
+        # the replies really crossed: received on main, judged on the worker
+        assert error_count(vpp, "kpol-ip4-in", "handed to the worker") > handed
+        assert error_count(vpp, "kpol-ip4-in", "handoff queue was full") == 0
+    finally:
+        vpp.call("kpol_interface_attach", sw_if_index=pods.sw["server"], policy_id=110, is_add=False)
+        vpp.call("kpol_policy_del", policy_id=110)
+        vpp.call("kpol_ipset_del", set_id=110)

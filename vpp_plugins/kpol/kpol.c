@@ -375,6 +375,9 @@ static clib_error_t *kpol_init(vlib_main_t *vm) {
   km->max_flows = 65536;
   km->timeouts = (kp_timeouts_t){.tcp = 3600 * 1000, .udp = 120 * 1000, .other = 30 * 1000};
   km->msg_id_base = setup_message_id_table();
+  const u32 nodes[2][2] = {{kpol_ip4_in_node.index, kpol_ip4_out_node.index},
+                           {kpol_ip6_in_node.index, kpol_ip6_out_node.index}};
+  km->threads = kp_handoff_init(km->fq_index, nodes);
   return 0;
 }
 VLIB_INIT_FUNCTION(kpol_init);

@@ -14,6 +14,7 @@
 #include <vnet/ip/ip6_packet.h>
 #include <vnet/ip/icmp46_packet.h>
 
+#include <common/kp_handoff.h>
 #include <kpol/kpol.h>
 #include <kpol/kpol.api_enum.h>
 
@@ -96,14 +97,14 @@ always_inline void parse_ip4(kp_packet_t *p, const u8 *h, i32 avail) {
   }
 }
 
-always_inline uword kpol_inline(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame,
+always_inline void kpol_process(vlib_main_t *vm, vlib_node_runtime_t *node, u32 *from, u32 n,
                                 int is_ip6, int is_output) {
   kpol_main_t *km = &kpol_main;
   kp_worker_t *w = km->workers[vm->thread_index];
   const kp_tables_t *t = km->tables;
   vlib_buffer_t *bufs[VLIB_FRAME_SIZE], **b = bufs;
   u16 nexts[VLIB_FRAME_SIZE], *next = nexts;
-  u32 *from = vlib_frame_vector_args(frame), n_left = frame->n_vectors;
+  u32 n_left = n;
   u32 n_allowed = 0;
   u64 now = kpol_now_ms(vm);
   kp_dir_t dir = is_output ? KP_INGRESS : KP_EGRESS;
@@ -156,9 +157,25 @@ always_inline uword kpol_inline(vlib_main_t *vm, vlib_node_runtime_t *node, vlib
     next++;
     n_left--;
   }
-  vlib_buffer_enqueue_to_next(vm, node, from, nexts, frame->n_vectors);
+  vlib_buffer_enqueue_to_next(vm, node, from, nexts, n);
   /* drops are counted by error-drop from b->error; only passes are counted here */
   vlib_node_increment_counter(vm, node->node_index, KPOL_ERROR_ALLOWED, n_allowed);
+}
+
+always_inline uword kpol_inline(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame,
+                                int is_ip6, int is_output) {
+  kpol_main_t *km = &kpol_main;
+  u32 *from = vlib_frame_vector_args(frame), n = frame->n_vectors;
+  u32 local[VLIB_FRAME_SIZE];
+  if (PREDICT_FALSE(km->threads.n_workers > 0)) {
+    u32 handed, congested;
+    n = kp_handoff_split(vm, node, km->threads, km->fq_index[is_ip6][is_output], from, n, is_output, local,
+                         &handed, &congested);
+    from = local;
+    if (handed) vlib_node_increment_counter(vm, node->node_index, KPOL_ERROR_HANDED_OFF, handed);
+    if (congested) vlib_node_increment_counter(vm, node->node_index, KPOL_ERROR_HANDOFF_CONGESTION, congested);
+  }
+  if (n) kpol_process(vm, node, from, n, is_ip6, is_output);
   return frame->n_vectors;
 }
 

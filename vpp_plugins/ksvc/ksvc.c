@@ -284,6 +284,9 @@ static clib_error_t *ksvc_init(vlib_main_t *vm) {
   km->max_sessions = 65536;
   km->timeouts = (ks_timeouts_t){.tcp = 7200 * 1000, .udp = 120 * 1000, .other = 120 * 1000};
   km->msg_id_base = setup_message_id_table();
+  const u32 nodes[2][2] = {{ksvc_ip4_node.index, ksvc_ip4_out_node.index},
+                           {ksvc_ip6_node.index, ksvc_ip6_out_node.index}};
+  km->threads = kp_handoff_init(km->fq_index, nodes);
   return 0;
 }
 VLIB_INIT_FUNCTION(ksvc_init);

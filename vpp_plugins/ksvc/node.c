@@ -6,7 +6,10 @@
  * backend, as with kube-proxy): a client's packet to a service VIP:port is
  * DNATed to its backend. ksvc-ip4-out / ksvc-ip6-out sit on the output arcs
  * after kpol's pod-ingress check: a backend's reply going to the client gets
- * the VIP back as its source. Sessions and affinity are per thread.
+ * the VIP back as its source. Sessions and affinity are per thread: with
+ * workers, a packet first goes to the thread that owns its client pod's
+ * interface (common/kp_handoff.h), where both directions of the session and
+ * the client's affinity live.
  */
 #include <vlib/vlib.h>
 #include <vnet/vnet.h>
@@ -15,6 +18,7 @@
 #include <vnet/ip/ip6_packet.h>
 #include <vnet/ip/format.h>
 
+#include <common/kp_handoff.h>
 #include <ksvc/ksvc.h>
 #include <ksvc/ksvc.api_enum.h>
 
@@ -45,14 +49,13 @@ static u8 *format_ksvc_trace(u8 *s, va_list *args) {
   return s;
 }
 
-always_inline uword ksvc_inline(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame,
-                                int is_output) {
+always_inline void ksvc_process(vlib_main_t *vm, vlib_node_runtime_t *node, u32 *from, u32 n, int is_output) {
   ksvc_main_t *km = &ksvc_main;
   ks_worker_t *w = km->workers[vm->thread_index];
   const ks_tables_t *t = km->tables;
   vlib_buffer_t *bufs[VLIB_FRAME_SIZE], **b = bufs;
   u16 nexts[VLIB_FRAME_SIZE], *next = nexts;
-  u32 *from = vlib_frame_vector_args(frame), n_left = frame->n_vectors;
+  u32 n_left = n;
   u32 n_translated = 0, n_untranslatable = 0;
   u64 now = ksvc_now_ms(vm);
 
@@ -114,23 +117,39 @@ always_inline uword ksvc_inline(vlib_main_t *vm, vlib_node_runtime_t *node, vlib
     next++;
     n_left--;
   }
-  vlib_buffer_enqueue_to_next(vm, node, from, nexts, frame->n_vectors);
+  vlib_buffer_enqueue_to_next(vm, node, from, nexts, n);
   vlib_node_increment_counter(vm, node->node_index, KSVC_ERROR_TRANSLATED, n_translated);
   vlib_node_increment_counter(vm, node->node_index, KSVC_ERROR_NOT_TRANSLATABLE, n_untranslatable);
+}
+
+always_inline uword ksvc_inline(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame, int is_ip6,
+                                int is_output) {
+  ksvc_main_t *km = &ksvc_main;
+  u32 *from = vlib_frame_vector_args(frame), n = frame->n_vectors;
+  u32 local[VLIB_FRAME_SIZE];
+  if (PREDICT_FALSE(km->threads.n_workers > 0)) {
+    u32 handed, congested;
+    n = kp_handoff_split(vm, node, km->threads, km->fq_index[is_ip6][is_output], from, n, is_output, local,
+                         &handed, &congested);
+    from = local;
+    if (handed) vlib_node_increment_counter(vm, node->node_index, KSVC_ERROR_HANDED_OFF, handed);
+    if (congested) vlib_node_increment_counter(vm, node->node_index, KSVC_ERROR_HANDOFF_CONGESTION, congested);
+  }
+  if (n) ksvc_process(vm, node, from, n, is_output);
   return frame->n_vectors;
 }
 
 static uword ksvc_ip4(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame) {
-  return ksvc_inline(vm, node, frame, 0);
+  return ksvc_inline(vm, node, frame, 0, 0);
 }
 static uword ksvc_ip6(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame) {
-  return ksvc_inline(vm, node, frame, 0);
+  return ksvc_inline(vm, node, frame, 1, 0);
 }
 static uword ksvc_ip4_out(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame) {
-  return ksvc_inline(vm, node, frame, 1);
+  return ksvc_inline(vm, node, frame, 0, 1);
 }
 static uword ksvc_ip6_out(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame) {
-  return ksvc_inline(vm, node, frame, 1);
+  return ksvc_inline(vm, node, frame, 1, 1);
 }
 
 #define KSVC_NODE(fn, nm)                                                                     \

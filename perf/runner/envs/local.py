@@ -89,7 +89,7 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
                     "VPPAGENT_POD_OFFLOADS": str(sc.pod_offloads is not False).lower()}
         try:
             handle = stack.enter_context(running_agent(vpp_bin=binary, fake=fake, plugin_dirs=plugin_dirs,
-                                                       **settings))
+                                                       workers=0 if sc.threads == "main" else 1, **settings))
         except ConfigError as e:
             raise EnvError(f"agent configuration for {sc.name}: {e}") from e
         except AssertionError as e:
@@ -120,6 +120,7 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
             else:
                 fake.add(obj)
             set_offloads(Path(nss[name]).name, sc.pod_offloads is not False)
+        placed = _place_pods(vpp, sc.threads, [container_id(1), container_id(2)])
         pod_vpps: dict[str, Any] = {}
         pod_pids: list[int] = []
         if memif:
@@ -160,9 +161,29 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
                     notes={"pod_interface": sc.pod_interface, "af_packet_version": sc.af_packet_version,
                            "mtu": sc.mtu, "pod_offloads": sc.offloads_label,
                            "services": sc.services, "policy_backend": policy_backend,
+                           "threads": f"{sc.threads}: client on thread {placed[0]}, server on thread {placed[1]}",
                            "agent_cpu": "the runner process, which hosts the agent's threads"})
         if handle.errors:
             raise EnvError(f"the agent failed during the run: {handle.errors[0]!r}")
+
+
+def _place_pods(vpp: Any, threads: str, cids: list[str]) -> list[int]:
+    """Puts the client's and the server's interface on the threads ``threads`` names; the thread
+    each is polled by, read back from VPP."""
+    from testbed import threads as vpp_threads
+    from vppagent.cni import vpp_kinds
+    from vppagent.vpp import interfaces
+
+    by_tag = {i.tag: i.sw_if_index for i in interfaces.dump(vpp)}
+    sws = [by_tag[vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")] for cid in cids]
+    if threads == "split":
+        vpp_threads.place(vpp, sws[0], 1)
+        vpp_threads.place(vpp, sws[1], vpp_threads.MAIN)
+    placed = [vpp_threads.thread_of(vpp, sw) for sw in sws]
+    wanted = {"main": [0, 0], "worker": [1, 1], "split": [1, 0]}[threads]
+    if placed != wanted:
+        raise EnvError(f"pods polled by threads {placed}, wanted {wanted} ({threads})")
+    return placed
 
 
 def _with_memif(obj: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../common/kp_hash.h"
+#include "../../common/kp_owner.h"
 #include "kp_lpm.h"
 #include "kp_vectors.h"
 #include "kpol_core.h"
@@ -287,8 +288,51 @@ static void test_items(void) {
   kp_tables_free(t);
 }
 
+/* Two workers beside the main thread, as the VPP glue dispatches: each packet is judged by the
+ * worker owning its interface (kp_owner_thread), whichever thread received it. */
+static void test_threads(void) {
+  enum { FIRST = 1, N_WORKERS = 2, N_THREADS = 3, SERVER_IF = 3 };
+  CHECK(kp_owner_thread(7, FIRST, 0) == 0); /* no workers: the main thread owns all */
+  CHECK(kp_owner_thread(3, FIRST, N_WORKERS) != kp_owner_thread(4, FIRST, N_WORKERS)); /* spread */
+  for (uint32_t i = 0; i < 64; i++) {
+    uint32_t o = kp_owner_thread(i, FIRST, N_WORKERS);
+    CHECK(o >= FIRST && o < FIRST + N_WORKERS); /* never the main thread */
+  }
+  kp_tables_t *t = kp_tables_new(N_THREADS, 11);
+  kp_timeouts_t to = {1000, 1000, 1000};
+  kp_worker_t *w[N_THREADS];
+  for (uint32_t i = 0; i < N_THREADS; i++) w[i] = kp_worker_new(i, 16, &to, 20 + i);
+  /* the server: ingress only from the client, egress isolated with no rule (replies only) */
+  CHECK(kp_set_add(t, 1, KP_SET_ADDR) == KP_OK);
+  kp_member_t m;
+  memset(&m, 0, sizeof(m));
+  v4(&m.addr, 0x0a000101);
+  CHECK(kp_set_member_add(t, 1, &m) == KP_OK);
+  int iso[2] = {1, 1};
+  kp_item_t items[] = {{.type = KP_ITEM_RULE, .dir = 0}, {.type = KP_ITEM_PEER, .dir = 0, .set_id = 1}};
+  CHECK(kp_policy_set_items(t, 1, iso, items, 2) == KP_OK);
+  CHECK(kp_attach(t, SERVER_IF, 1) == KP_OK);
+  kp_packet_t syn = {.proto = 6, .sport = 40000, .dport = 80}, reply = {.proto = 6, .sport = 80, .dport = 40000};
+  v4(&syn.src, 0x0a000101);
+  v4(&syn.dst, 0x0a000201);
+  reply.src = syn.dst;
+  reply.dst = syn.src;
+  uint32_t owner = kp_owner_thread(SERVER_IF, FIRST, N_WORKERS);
+  /* the request received on worker 1, the reply on the main thread: both judged by the owner */
+  CHECK(kp_process(t, w[owner], SERVER_IF, KP_INGRESS, &syn, 0).allowed);
+  kp_verdict_t v = kp_process(t, w[owner], SERVER_IF, KP_EGRESS, &reply, 1);
+  CHECK(v.allowed && v.flow_hit);
+  /* what a per-thread table without handoff did (the bug): the reply on another thread's table */
+  uint32_t other = owner == 1 ? 2 : 1;
+  CHECK(!kp_process(t, w[other], SERVER_IF, KP_EGRESS, &reply, 1).allowed);
+  CHECK(!kp_process(t, w[0], SERVER_IF, KP_EGRESS, &reply, 1).allowed);
+  for (uint32_t i = 0; i < N_THREADS; i++) kp_worker_free(w[i]);
+  kp_tables_free(t);
+}
+
 int main(int argc, char **argv) {
   test_hash();
+  test_threads();
   test_lpm();
   test_tables_limits();
   test_batches_and_walk();

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/kp_owner.h"
 #include "ksvc_core.h"
 
 static int failed, passed;
@@ -441,8 +442,40 @@ static void test_packets(void) {
   CHECK(ks_rewrite(h, len - 4, &p, 1, &a, 5, 0) == -1);
 }
 
+/* Two workers beside the main thread, as the VPP glue dispatches: a client's request (its pod
+ * interface's input) and the reply to it (the same interface's output) are judged by the worker
+ * owning that interface, whichever threads received them; so is its affinity. */
+static void test_threads(void) {
+  enum { FIRST = 1, N_WORKERS = 2, N_THREADS = 3, CLIENT_IF = 5 };
+  ks_tables_t *t = ks_tables_new(13);
+  ks_worker_t *w[N_THREADS];
+  for (uint32_t i = 0; i < N_THREADS; i++) w[i] = ks_worker_new(64, &TO, 30 + i);
+  ks_addr_t vip = v4(10, 96, 0, 12), client = v4(10, 1, 1, 4);
+  ks_backend_t be[2] = {{v4(10, 1, 2, 1), 80}, {v4(10, 1, 2, 2), 80}};
+  ks_service_spec_t s = spec(vip, 6, 80, 100, be, 2);
+  CHECK(ks_service_update(t, &s, NULL) == KS_OK);
+  uint32_t owner = kp_owner_thread(CLIENT_IF, FIRST, N_WORKERS), other = owner == 1 ? 2 : 1;
+  ks_packet_t syn = pkt(client, 40000, vip, 80, 6);
+  ks_result_t r = ks_process(t, w[owner], &syn, 10); /* received on the main thread, handed over */
+  CHECK(r.action == KS_DNAT);
+  ks_packet_t reply = pkt(r.addr, r.port, client, 40000, 6);
+  CHECK(ks_process(t, w[owner], &reply, 11).action == KS_UNDNAT); /* received on a worker */
+  /* the client's next connections keep its backend (affinity on the owner) */
+  for (uint16_t port = 40001; port < 40005; port++) {
+    ks_packet_t p = pkt(client, port, vip, 80, 6);
+    ks_result_t n = ks_process(t, w[owner], &p, 12);
+    CHECK(n.action == KS_DNAT && addr_eq(&n.addr, &r.addr));
+  }
+  /* what per-thread tables without handoff did (the bug): the reply on another thread's table */
+  CHECK(ks_process(t, w[other], &reply, 13).action == KS_PASS);
+  CHECK(ks_process(t, w[0], &reply, 13).action == KS_PASS);
+  for (uint32_t i = 0; i < N_THREADS; i++) ks_worker_free(w[i]);
+  ks_tables_free(t);
+}
+
 int main(void) {
   test_service_validation();
+  test_threads();
   test_affinity_and_expiry(0);
   test_affinity_and_expiry(1);
   test_update_and_delete();
