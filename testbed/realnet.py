@@ -136,12 +136,9 @@ class RealTopology:
         self._netns.clear()
 
     def disable_pod_offloads(self) -> None:
-        """Pods compute their own checksums (TX checksum offload off on their eth0).
-
-        Needed for TCP over VPP's WireGuard: VPP 26.06's wireguard output encrypts the inner
-        packet without completing a partial checksum (ESP encrypt does complete it), so the
-        checksum offload metadata af_packet carries (CKSUM_GSO) is lost inside the tunnel.
-        """
+        """Pods compute their own checksums and cut their own segments (TX checksum offload, TSO
+        and GSO off on their eth0), as with the agent's ``pod_offloads: false``: the labelled
+        offloads-off rows, and a VPP without our kpod plugin."""
         for node in self.nodes.values():
             r = subprocess.run(["ip", "netns", "exec", node.pod_ns, sys.executable, "-c",
                                 "from startup.ethtool import disable_offloads; disable_offloads('eth0')"],

@@ -138,7 +138,7 @@ def pods(request: pytest.FixtureRequest, ksvc_plugin_dirs: tuple[Path, ...], tmp
     sfx = secrets.token_hex(3)
     with ExitStack() as stack:
         vpp = real_target(stack, tmp_path_factory.mktemp("ksvc-e2e"), ksvc_plugin_dirs,  # stops VPP last
-                          workers=workers or None).vpp
+                          workers=workers).vpp
         loop = interfaces.create_loopback(vpp)
         interfaces.add_address(vpp, loop, ipaddress.ip_interface("10.97.255.1/32"))
         interfaces.add_address(vpp, loop, ipaddress.ip_interface("fd00:97:ff::1/128"))

@@ -65,7 +65,7 @@ def _policy_agent(with_kpol: bool, workers: int) -> Iterator[tuple[AgentHandle, 
         fake.add(k.node(NODE, pod_cidrs=["10.244.1.0/24"], internal_ip="192.168.0.1"))
         for ns, labels in (("default", {}), ("web", {"team": "web"}), ("other", {})):
             fake.add(k.namespace(ns, labels=labels))
-        with running_agent(vpp_bin=targets.vpp_binary(), fake=fake, VPPAGENT_POLICIES="true", workers=workers or None,
+        with running_agent(vpp_bin=targets.vpp_binary(), fake=fake, VPPAGENT_POLICIES="true", workers=workers,
                            plugin_dirs=plugins.plugin_dirs("kpol") if with_kpol else ()) as h:
             policy = next(f for f in h.agent.features if f.name == "policies")
             assert isinstance(policy, PolicyFeature)

@@ -28,31 +28,33 @@ static inline kp_threads_t kp_handoff_init(u32 fq_index[2][2], const u32 node_in
   return th;
 }
 
-/* Keeps in `local` (returning their count) the buffers of `from` whose owner is this thread,
- * and hands the others to their owners through frame queue `fq_index`. `*n_handed` and
- * `*n_congested` count what was handed off and what a full queue dropped. */
-static_always_inline u32 kp_handoff_split(vlib_main_t *vm, vlib_node_runtime_t *node, kp_threads_t th,
-                                          u32 fq_index, const u32 *from, u32 n, int is_output, u32 *local,
-                                          u32 *n_handed, u32 *n_congested) {
+/* With workers, keeps in `local` the buffers of `*from` whose owner is this thread (pointing
+ * `*from` there and returning their count) and hands the others to their owners through frame
+ * queue `fq_index`, counting them under the node's errors `err_handed` and, for what a full
+ * queue dropped, `err_congested`. Without workers, returns `n` and changes nothing. */
+static_always_inline u32 kp_handoff(vlib_main_t *vm, vlib_node_runtime_t *node, kp_threads_t th, u32 fq_index,
+                                    int is_output, u32 **from, u32 n, u32 *local, u32 err_handed,
+                                    u32 err_congested) {
+  if (PREDICT_TRUE(th.n_workers == 0)) return n;
   u32 away[VLIB_FRAME_SIZE];
   u16 to[VLIB_FRAME_SIZE];
   u32 n_local = 0, n_away = 0;
   for (u32 i = 0; i < n; i++) {
-    vlib_buffer_t *b = vlib_get_buffer(vm, from[i]);
+    vlib_buffer_t *b = vlib_get_buffer(vm, (*from)[i]);
     u32 owner = kp_owner_thread(vnet_buffer(b)->sw_if_index[is_output ? VLIB_TX : VLIB_RX], th.first_worker,
                                 th.n_workers);
     if (owner == vm->thread_index) {
-      local[n_local++] = from[i];
+      local[n_local++] = (*from)[i];
     } else {
-      away[n_away] = from[i];
+      away[n_away] = (*from)[i];
       to[n_away++] = (u16)owner;
     }
   }
-  *n_handed = *n_congested = 0;
+  *from = local;
   if (n_away) {
     u32 n_enq = vlib_buffer_enqueue_to_thread(vm, node, fq_index, away, to, n_away, 1 /* drop on congestion */);
-    *n_handed = n_enq;
-    *n_congested = n_away - n_enq;
+    vlib_node_increment_counter(vm, node->node_index, err_handed, n_enq);
+    if (n_enq < n_away) vlib_node_increment_counter(vm, node->node_index, err_congested, n_away - n_enq);
   }
   return n_local;
 }

@@ -167,14 +167,8 @@ always_inline uword kpol_inline(vlib_main_t *vm, vlib_node_runtime_t *node, vlib
   kpol_main_t *km = &kpol_main;
   u32 *from = vlib_frame_vector_args(frame), n = frame->n_vectors;
   u32 local[VLIB_FRAME_SIZE];
-  if (PREDICT_FALSE(km->threads.n_workers > 0)) {
-    u32 handed, congested;
-    n = kp_handoff_split(vm, node, km->threads, km->fq_index[is_ip6][is_output], from, n, is_output, local,
-                         &handed, &congested);
-    from = local;
-    if (handed) vlib_node_increment_counter(vm, node->node_index, KPOL_ERROR_HANDED_OFF, handed);
-    if (congested) vlib_node_increment_counter(vm, node->node_index, KPOL_ERROR_HANDOFF_CONGESTION, congested);
-  }
+  n = kp_handoff(vm, node, km->threads, km->fq_index[is_ip6][is_output], is_output, &from, n, local,
+                 KPOL_ERROR_HANDED_OFF, KPOL_ERROR_HANDOFF_CONGESTION);
   if (n) kpol_process(vm, node, from, n, is_ip6, is_output);
   return frame->n_vectors;
 }
