@@ -98,7 +98,7 @@ def running_agent(*, vpp_bin: str | None = None, pod_cidrs: tuple[str, ...] = ("
                                          workers=workers)
         else:
             # tun pods need the tun device VPP would create: the emulator makes it.
-            target = targets.emulator(stack, tmp, host_devices=pod_interface == "tun")
+            target = targets.emulator(stack, tmp, host_devices=pod_interface == "tun", workers=workers or 0)
         sd = Path(state_dir) if state_dir else tmp / "state"
         cni_socket = str(tmp / "cni" / "cni.sock")
         settings = {"VPPAGENT_PODS": "true", "VPPAGENT_SERVICES": "false", "VPPAGENT_STATE_DIR": str(sd),

@@ -77,6 +77,7 @@ class Interface:
     # The device can change its max frame size (loopback cannot: UNSUPPORTED).
     mtu_settable: bool = True
     rx_modes: list[int] = field(default_factory=list)  # one per rx queue
+    rx_threads: dict[int, int] = field(default_factory=dict)  # queue -> thread index, once placed
     table_ids: dict[int, int] = field(default_factory=lambda: {4: 0, 6: 0})
     unnumbered_via: int | None = None
     addresses: list[IfAddress] = field(default_factory=list)

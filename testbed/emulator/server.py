@@ -84,11 +84,11 @@ class Emulator:
     def __init__(self, socket_path: str | os.PathLike, api_dir: str | os.PathLike | None = None,
                  *, no_vhost_net: bool = False, runtime_dir: str = "/run/vpp",
                  host_interfaces: Iterable[str] = (), seed: int = 0, host_devices: bool = False,
-                 definitions: ApiDefinitions | None = None, dispatch: Dispatch | None = None):
+                 workers: int = 0, definitions: ApiDefinitions | None = None, dispatch: Dispatch | None = None):
         self.socket_path = str(socket_path)
         self.config = EmulatorConfig(no_vhost_net=no_vhost_net, runtime_dir=runtime_dir,
                                      host_interfaces=frozenset(host_interfaces), seed=seed,
-                                     host_devices=host_devices)
+                                     host_devices=host_devices, workers=workers)
         self.api = definitions or load_definitions(api_dir)
         self.dispatch = dispatch or discover()
         self.pid = os.getpid()

@@ -67,6 +67,9 @@ class EmulatorConfig:
     # Create the Linux end of taps (a real tun/tap device in the host
     # namespace), as VPP does; off by default (needs root).
     host_devices: bool = False
+    # ``cpu { workers N }``: worker threads that poll the interfaces. VPP spreads queues over
+    # them round robin; the emulator puts every queue on the first worker until it is placed.
+    workers: int = 0
 
 
 class IndexPool:

@@ -250,3 +250,30 @@ def test_pod_offloads_keeps_tcp_offloads_and_turns_off_what_vpp_cannot_take(spar
             assert h.delete(cid, ns, pod="web") is None
     finally:
         pods.close()
+
+
+@pytest.mark.parametrize("where", ["emulator", pytest.param("real", marks=pytest.mark.real_vpp)])
+def test_pod_interfaces_are_polled_by_the_worker_owning_their_state(where: str, pods: Pods) -> None:
+    """kpol and ksvc keep a pod interface's state on worker ``sw_if_index % workers``; the agent
+    polls the interface there, so its packets need no handoff on input. The emulator runs two
+    workers and starts every queue on the first; this machine's real VPP fits one worker, where
+    the check is that placing keeps the interrupt mode."""
+    if where == "real" and vpp_binary() is None:
+        pytest.skip(real_vpp_reason())
+    workers = 2 if where == "emulator" else 1
+    with running_agent(vpp_bin=vpp_binary() if where == "real" else None, workers=workers,
+                       VPPAGENT_POD_SPARE_INTERFACES="2") as h:
+        full_pool(h, 2)
+        sws, nss = [], {n: pods.netns(n) for n in range(1, 5)}
+        for n in range(1, 5):  # two from spares, two made for the pod after the pool ran dry
+            cid = container_id(n)
+            _, err = h.add(cid, nss[n], pod=f"p{n}")
+            assert err is None, err
+            tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
+            sws.append(next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag))
+        assert len({sw % 2 for sw in sws}) == 2 or workers == 1, sws  # both workers are owners
+        for sw in sws:
+            assert interfaces.rx_queues(h.vpp, sw) == [
+                interfaces.RxQueue(0, 1 + sw % workers, interfaces.RxMode.INTERRUPT)], sw
+        for n in range(1, 5):
+            assert h.delete(container_id(n), nss[n], pod=f"p{n}") is None

@@ -1,7 +1,7 @@
 """NetworkPolicy semantics, table-driven from the Kubernetes documentation's examples.
 
 Each case installs policies into one small cluster (dual-stack pods on this
-node "n1", one pod on "n2"), then checks verdicts on new flows
+node "n1", one pod on "n2"; the nodes' own addresses in ``NODES``), then checks verdicts on new flows
 (src -> dst:port/proto must pass src's egress and dst's ingress).
 """
 from __future__ import annotations
@@ -39,8 +39,14 @@ PODS = {
 }
 
 
+# name: InternalIPs
+NODES = {"n1": ("192.168.0.1", "fd00:10::1"), "n2": ("192.168.0.2", "fd00:10::2")}
+
+
 def build() -> World:
     w = World()
+    for name, ips in NODES.items():
+        w.node(name, *ips)
     for name, labels in NAMESPACES.items():
         w.namespace(name, **labels)
     for ref, (labels, n, ports, node) in PODS.items():
@@ -253,6 +259,19 @@ CASES = [
         ("alice-ns/client", "default/db", 80, "TCP", 4, False),
         ("default/plain", "default/web1", 80, "TCP", 4, True),  # web1 not selected
     ], id="match-expressions"),
+    # "When a pod is isolated for ingress, the only allowed connections into the pod are those from
+    # the pod's node and those allowed by the ingress list": any port, either family. Egress has no
+    # such exception, and another node is just another peer.
+    pytest.param([TEST_NETWORK_POLICY, np("default", "default-deny-ingress", {"podSelector": {}})], [
+        ("192.168.0.1", "default/db", 22, "TCP", 4, True),
+        ("fd00:10::1", "default/db", 10250, "TCP", 6, True),
+        ("192.168.0.1", "default/frontend", 53, "UDP", 4, True),
+        ("192.168.0.1", "default/web1", 0, "ICMP", 4, True),
+        ("192.168.0.2", "default/db", 6379, "TCP", 4, False),
+        ("192.168.0.2", "default/frontend", 80, "TCP", 4, False),
+        ("default/db", "192.168.0.1", 22, "TCP", 4, False),
+        ("default/frontend", "192.168.0.1", 22, "TCP", 4, True),  # frontend's egress is not isolated
+    ], id="own-node-always-admitted"),
 ]
 
 
@@ -285,9 +304,12 @@ def test_rule_origins_name_the_policy_rule():
     w.policy(np("default", "b", {"podSelector": {}, "ingress": [{"ports": [{"port": 3}]}]}))
     db = ObjectKey("Pod", "default", "db")
     refs = w.compiler.rule_origins(db, "ingress")
-    assert [(r.policy.name, r.index) for r in refs] == [("a", 0), ("a", 1), ("b", 0)]
+    # The last rule is the node's own traffic; its origin is the Node.
+    assert [(r.policy.kind, r.policy.name, r.index) for r in refs] == [
+        ("NetworkPolicy", "a", 0), ("NetworkPolicy", "a", 1), ("NetworkPolicy", "b", 0), ("Node", "n1", 0)]
     rules = w.compiler.pod_policy(db).ingress.rules
-    assert [r.ports[0].lo for r in rules] == [1, 2, 3]
+    assert [r.ports[0].lo for r in rules[:3]] == [1, 2, 3]
+    assert rules[3].ports == () and rules[3].peers[0].startswith("node-")
 
 
 def test_pods_without_ips_terminal_or_host_network_are_not_members():

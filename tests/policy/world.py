@@ -15,6 +15,7 @@ from vppagent.model.k8s import (
     ContainerPort,
     FrozenMap,
     Namespace,
+    Node,
     ObjectKey,
     Pod,
     Protocol,
@@ -42,6 +43,11 @@ class World:
     def namespace(self, name: str, **labels: str) -> PolicyDelta:
         labels = {"kubernetes.io/metadata.name": name, **labels}
         return self._apply(self.compiler.update_namespace(Namespace(name, labels=FrozenMap(labels))))
+
+    def node(self, name: str, *ips: str) -> PolicyDelta:
+        """A Node with these InternalIPs (only the compiler's own node matters to it)."""
+        return self._apply(self.compiler.update_node(Node(name, internal_ips=tuple(
+            ipaddress.ip_address(i) for i in ips))))
 
     def pod(self, ref: str, labels: Mapping[str, str] | None = None, ips: tuple[str, ...] = (),
             node: str = NODE, ports: Mapping[str, int | tuple[str, int]] | None = None,

@@ -87,3 +87,23 @@ def test_expansion_of_ports_and_named_ports():
     assert all(r.action is Action.PERMIT_REFLECT for r in inp + out)
     with pytest.raises(aclf.PolicyExpansionError):
         aclf.pod_acls(PodPolicy(DirectionPolicy((Rule(("missing",), ()),)), None), sets)
+
+
+def test_fallback_admits_the_own_node(stock):
+    vpp = stock.vpp
+    node = Node(vpp)
+    _setup(node)
+    node.node("n1", "192.168.0.1")
+    node.converge()
+    sw = node.sw_if_index("app/server")
+    [binding] = [b for b in acl.interface_acls(vpp) if b.sw_if_index == sw]
+    [out] = binding.output  # VPP's "output" ACL of a pod interface filters what goes into the pod
+    rules = acl.get_acl(vpp, out).rules
+    assert (Action.PERMIT_REFLECT, N("192.168.0.1/32"), 0) in {(r.action, r.src, r.proto) for r in rules}
+    # a new node address replaces the ACL in place
+    before = vpp.calls.copy()
+    node.node("n1", "192.168.0.3")
+    node.converge()
+    assert dict(vpp.calls - before) == {"acl_add_replace": 1}
+    srcs = {r.src for r in acl.get_acl(vpp, out).rules}
+    assert N("192.168.0.3/32") in srcs and N("192.168.0.1/32") not in srcs

@@ -68,11 +68,12 @@ def test_policy_programmed_and_enforced(emu_kpol):
     denied = _verdict(node, "10.0.3.30")
     assert not denied.allowed and denied.reason == "default-deny"
     # the counters say why: one default-deny drop per direction evaluated, rule 0 of allow-web allowed one
+    # (rule 1 is the node's own traffic, which none of these packets came from)
     counts = {(c.rule_index, c.rule.index if c.rule else None): c.packets for c in node.feature.rule_counts()
               if c.pod == str(pod_key("app/server"))}
-    assert counts == {(-1, None): 2, (0, 0): 1}
-    [c] = [c for c in node.feature.rule_counts() if c.rule is not None]
-    assert str(c.rule.policy) == "NetworkPolicy app/allow-web"
+    assert counts == {(-1, None): 2, (0, 0): 1, (1, 0): 0}
+    assert [str(c.rule.policy) for c in node.feature.rule_counts() if c.rule is not None] == [
+        "NetworkPolicy app/allow-web", "Node n1"]
 
     # a second pass with nothing changed sends nothing
     calls = emu_kpol.vpp.calls.copy()
@@ -149,7 +150,7 @@ def test_restart_replaces_objects_once(target):
     _setup(second)
     second.converge()
     vpp = target.vpp
-    assert len(kpol.dump_policies(vpp)) == 1 and len(kpol.dump_ipsets(vpp)) == 1
+    assert len(kpol.dump_policies(vpp)) == 1 and len(kpol.dump_ipsets(vpp)) == 2  # the peers, the node
     assert len(kpol.attachments(vpp)) == 1
     _expect(second, "10.0.2.20", True)
     _expect(second, "10.0.3.30", False)
@@ -192,3 +193,34 @@ def test_delta_path_matches_full_path(target):
     vpp = target.vpp
     assert (kpol.dump_ipsets(vpp), kpol.dump_policies(vpp), kpol.attachments(vpp)) == ([], [], {})
     assert desired_now(node) == full_intents(node) == set()
+
+
+def test_traffic_from_the_own_node_is_allowed_and_follows_its_addresses(target):
+    """Kubernetes always admits the pod's own node (kubelet probes): its addresses, any port."""
+    node = Node(target.vpp)
+    node.vpp_emu = target.emu
+    _setup(node)
+    node.node("n1", "192.168.0.1", "2001:db8::1")
+    node.node("n2", "192.168.0.2")  # another node's address is no exception
+    node.converge()
+    _expect(node, "192.168.0.1", True, dport=81)
+    _expect(node, "192.168.0.2", False)
+    _expect(node, "10.0.3.30", False)
+    members = {str(m.addr) for s in kpol.dump_ipsets(target.vpp) for m in s.members}
+    assert members == {"10.0.2.20", "192.168.0.1", "2001:db8::1"}
+    if target.emu is not None:
+        allowed = _verdict(node, "192.168.0.1", dport=81)
+        assert (allowed.reason, allowed.rule_index) == ("rule", 1)
+    # the node's address changes: the node set gets one member and loses one, nothing else
+    before = target.vpp.calls.copy()
+    node.node("n1", "192.168.0.3")
+    converge_delta(node, {ObjectKey("Node", "", "n1")})
+    assert dict(target.vpp.calls - before) == {"kpol_ipset_members_add_del": 2}
+    assert desired_now(node) == full_intents(node)
+    _expect(node, "192.168.0.3", True)
+    _expect(node, "192.168.0.1", False)
+    # the Node gone: nothing is the node's own any more, and still only members change
+    node.remove(node.cluster.get(ObjectKey("Node", "", "n1")))
+    node.converge()
+    _expect(node, "192.168.0.3", False)
+    assert len(kpol.dump_policies(target.vpp)) == 1

@@ -12,6 +12,12 @@ connection (the backend's per-flow state). Run with the kpol plugin
 main thread only and with a worker beside it: then srv is polled by the main
 thread and the clients by the worker, so every connection's request and reply
 are received on different threads (asserted).
+
+The node's own traffic: a netns holding the node's InternalIP stands in for
+the host network namespace (the agent itself makes no host-to-pod path yet),
+attached to VPP as a pod is; it reaches the isolated srv from the node's
+address, not from another address on the same link, and follows a change of
+the Node's InternalIP.
 """
 from __future__ import annotations
 
@@ -20,12 +26,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 
-from testbed import plugins, targets, threads
+from testbed import netpods, plugins, targets, threads
 from testbed.agent_runner import NODE
 from testbed.fakekube import FakeKube
 from testbed.fakekube import objects as k
@@ -33,6 +39,7 @@ from testbed.podnet import AgentHandle, Pods, container_id, host_links, running_
 from testbed.wait import wait_for
 from vppagent.policy.feature import PolicyFeature
 from vppagent.cni import vpp_kinds
+from vppagent.reconcile import loopback_kind
 from vppagent.vpp import acl, interfaces, kpol
 
 pytestmark = [pytest.mark.real_vpp, pytest.mark.netns]
@@ -51,7 +58,8 @@ while True:
 _CLIENT = f"""
 import socket, sys
 try:
-    c = socket.create_connection((sys.argv[1], {PORT}), timeout=float(sys.argv[2]))
+    src = (sys.argv[4], 0) if len(sys.argv) > 4 else None
+    c = socket.create_connection((sys.argv[1], {PORT}), timeout=float(sys.argv[2]), source_address=src)
     c.sendall(sys.argv[3].encode()); print(c.recv(100).decode())
 except socket.timeout:
     print("timeout"); sys.exit(3)
@@ -74,6 +82,11 @@ def _policy_agent(with_kpol: bool, workers: int) -> Iterator[tuple[AgentHandle, 
 
 def _connect(pods: Pods, netns: str, ip: str, timeout: float, msg: str = "ping") -> str:
     r = pods.exec(netns, sys.executable, "-c", _CLIENT, ip, str(timeout), msg, timeout=timeout + 15)
+    return r.stdout.strip() or r.stderr.strip()
+
+
+def _connect_from(netns: str, ip: str, src: str, timeout: float) -> str:
+    r = netpods.exec_in(netns, sys.executable, "-c", _CLIENT, ip, str(timeout), "ping", src, timeout=timeout + 15)
     return r.stdout.strip() or r.stderr.strip()
 
 
@@ -155,5 +168,58 @@ def test_policy_allows_denies_and_follows_namespace_labels(backend: str, workers
             for n, name in enumerate(("srv", "c1", "c2"), start=1):
                 assert h.delete(container_id(n), nss[name], pod=name) is None
             assert host_links() == set()
+    finally:
+        pods.close()
+
+
+@pytest.mark.parametrize("backend", ["kpol", "acl"])
+def test_isolated_pod_admits_its_own_node(backend: str) -> None:
+    targets.require_real_vpp(private=True)
+    pods = Pods()
+    try:
+        with _policy_agent(backend == "kpol", 0) as (h, feature), ExitStack() as stack:
+            ns = pods.netns(1)
+            res, err = h.add(container_id(1), ns, pod="srv", namespace="default")
+            assert err is None, err
+            srv = str(ipaddress.ip_interface(res["ips"][0]["address"]).ip)
+            h.fake.add(k.pod("srv", "default", node=NODE, ips=[srv], labels={"app": "srv"}))
+            h.fake.add(k.network_policy("allow-web", "default", pod_selector={"matchLabels": {"app": "srv"}},
+                                        ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}],
+                                                  "ports": [{"protocol": "TCP", "port": PORT}]}]))
+            h.fake.add(k.network_policy("no-egress", "default", pod_selector={"matchLabels": {"app": "srv"}},
+                                        policy_types=["Egress"], egress=[]))
+            # The host side: the node's InternalIP (192.168.0.1, _policy_agent's Node) and another address.
+            gateway = next(i.sw_if_index for i in interfaces.dump(h.vpp)
+                           if i.tag == loopback_kind.TAG_PREFIX + vpp_kinds.GATEWAY_NAME)
+            host_ns = f"vpa-host-{container_id(1)[:6]}"
+            netpods.pod(h.vpp, stack, host_ns, f"vph{container_id(1)[:6]}", ["192.168.0.1", "192.168.0.9"],
+                        loopback=gateway, tag="test-host")
+
+            def node_member(addr: str) -> bool:
+                if backend == "kpol":
+                    return any(str(m.addr) == addr for s in kpol.dump_ipsets(h.vpp) for m in s.members)
+                return any(str(r.src) == f"{addr}/32" for a in acl.dump_acls(h.vpp) for r in a.rules)
+
+            wait_for(lambda: node_member("192.168.0.1"), 20, "the node's address in the policy")
+            assert feature.backend() == backend
+            server = subprocess.Popen(["ip", "netns", "exec", Path(ns).name, sys.executable, "-c", _SERVER],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(0.5)
+                assert _connect_from(host_ns, srv, "192.168.0.1", 5) == "pong:192.168.0.1"
+                assert _connect_from(host_ns, srv, "192.168.0.9", 2) == "timeout"
+                # the Node's address changes: the policy follows it
+                h.fake.modify(k.node(NODE, pod_cidrs=["10.244.1.0/24"], internal_ip="192.168.0.9"))
+                wait_for(lambda: node_member("192.168.0.9") and not node_member("192.168.0.1"), 20,
+                         "the node's new address in the policy")
+                assert _connect_from(host_ns, srv, "192.168.0.9", 5) == "pong:192.168.0.9"
+                assert _connect_from(host_ns, srv, "192.168.0.1", 2) == "timeout"
+                if backend == "kpol":
+                    by_origin = {str(c.rule.policy): c.packets for c in feature.rule_counts() if c.rule is not None}
+                    assert by_origin[f"Node {NODE}"] >= 2, feature.rule_counts()
+            finally:
+                server.kill()
+                server.wait(timeout=20)
+            assert h.delete(container_id(1), ns, pod="srv") is None
     finally:
         pods.close()

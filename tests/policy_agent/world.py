@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vppagent.agent import ClusterState
-from vppagent.model.k8s import FrozenMap, Namespace, ObjectKey, Pod, networkpolicy_from_api
+from vppagent.model.k8s import FrozenMap, Namespace, Node as K8sNode, ObjectKey, Pod, networkpolicy_from_api
 from vppagent.policy.feature import PolicyFeature
 from vppagent.reconcile import Found, Key, Reconciler, default_is_retriable
 from vppagent.sources import Delete, Upsert
@@ -93,6 +93,12 @@ class Node:
     def namespace(self, name: str, **labels: str) -> None:
         labels = {"kubernetes.io/metadata.name": name, **labels}
         self.cluster.apply(Upsert(Namespace(name, labels=FrozenMap(labels)), "test"))
+
+    def node(self, name: str, *ips: str) -> K8sNode:
+        """A Node object with these InternalIPs."""
+        obj = K8sNode(name, internal_ips=tuple(ipaddress.ip_address(i) for i in ips))
+        self.cluster.apply(Upsert(obj, "test"))
+        return obj
 
     def pod(self, ref: str, ip: str, node: str = NODE, **labels: str) -> Pod:
         ns, name = ref.split("/")

@@ -149,6 +149,26 @@ def base_config(vpp: VppClient, sw_if_index: int, c: BaseConfig) -> None:
         interfaces.set_rx_mode(vpp, sw_if_index, interfaces.RxMode.INTERRUPT)
     except VppApiError as e:
         log.debug("interrupt mode refused; polling", extra={"sw_if_index": sw_if_index, "error": str(e)})
+    place_on_owner(vpp, sw_if_index)
+
+
+def place_on_owner(vpp: VppClient, sw_if_index: int) -> None:
+    """With worker threads, poll the interface on the worker that owns its connection state.
+
+    kpol and ksvc keep a pod interface's flows and sessions on worker ``sw_if_index % workers``
+    (``vpp_plugins/common/kp_owner.h``) and hand packets that arrive on another thread to it.
+    VPP spreads queues over the workers round robin, so without this about half the pods'
+    packets would cross threads on input. Asked of VPP each time: a restarted VPP may have
+    another worker count.
+    """
+    workers = interfaces.worker_count(vpp)
+    if not workers:
+        return
+    try:
+        interfaces.place_rx(vpp, sw_if_index, sw_if_index % workers)
+    except VppApiError as e:
+        # memif registers its queues when the peer connects: VPP places them then.
+        log.info("rx placement refused; VPP's placement kept", extra={"sw_if_index": sw_if_index, "error": str(e)})
 
 
 @dataclass(frozen=True)

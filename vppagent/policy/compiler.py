@@ -16,7 +16,13 @@ the full desired state. Semantics (networking.k8s.io/v1):
 - a port without protocol is TCP; ``endPort`` makes a range; a named port is
   resolved against the target pod for ingress (per local pod) and against each
   peer pod for egress (an ``AddrPortSet``); a named port a pod lacks matches
-  nothing on that pod.
+  nothing on that pod;
+- traffic from the pod's own node is always allowed into it, as Kubernetes
+  documents (kubelet probes): every isolated ingress ends with one more rule,
+  any port from the node set (``NodeScope``: this node's InternalIPs and
+  ExternalIPs, from ``update_node``). Its origin names the Node. A node
+  address change is a member change of that one set, never a rule change.
+  Egress has no such exception (the reply to the node passes as a reply).
 
 Rules reference sets by stable names (``ipsets.set_name``), so pods and
 namespaces changing only change members. Only pods of this node (non-terminal,
@@ -48,6 +54,7 @@ from vppagent.model.k8s import (
     LabelSelector,
     Namespace,
     NetworkPolicy,
+    Node,
     ObjectKey,
     Operator,
     Pod,
@@ -64,6 +71,7 @@ from .ipsets import (
     BlockScope,
     IpSetIndex,
     NamedPortScope,
+    NodeScope,
     PodScope,
     Scope,
     SetDelta,
@@ -355,6 +363,9 @@ class PolicyCompiler:
         # when they arise, problems() lists the ones still true.
         self._policy_problems: dict[ObjectKey, tuple[Problem, ...]] = {}
         self._pod_problems: dict[ObjectKey, tuple[Problem, ...]] = {}
+        # Held for the compiler's life: the set exists (empty) before the Node is seen.
+        self._node_set, _ = self._sets.acquire(NodeScope())
+        self._node_ref = RuleRef(ObjectKey(Node.KIND, "", node_name), Direction.INGRESS, 0)
 
     # -- inputs -------------------------------------------------------------------
 
@@ -427,6 +438,18 @@ class PolicyCompiler:
 
     def remove_namespace(self, name: str) -> PolicyDelta:
         return self._delta(_Op(), self._sets.remove_namespace(name))
+
+    def update_node(self, node: Node) -> PolicyDelta:
+        """A Node changed; only this node's own addresses matter (the node set)."""
+        if node.name != self.node_name:
+            return PolicyDelta()
+        addresses = (*node.internal_ips, *node.external_ips)
+        return self._delta(_Op(), self._sets.set_node_addresses(addresses))
+
+    def remove_node(self, name: str) -> PolicyDelta:
+        if name != self.node_name:
+            return PolicyDelta()
+        return self._delta(_Op(), self._sets.set_node_addresses(()))
 
     # -- outputs ------------------------------------------------------------------
 
@@ -552,6 +575,9 @@ class PolicyCompiler:
                     refs.append(RuleRef(c.policy.key, direction, i))
                     missing += [f"{pod.key}: {c.policy.key} spec.{direction.value}[{i}]: "
                                 f"the pod has no port named {n}; that port matches nothing" for n in lacks]
+            if isolated and direction is Direction.INGRESS:
+                rules.append(Rule((self._node_set,), ()))
+                refs.append(self._node_ref)
             dirs.append(DirectionPolicy(tuple(rules)) if isolated else None)
             origins.append(tuple(refs))
         return PodPolicy(dirs[0], dirs[1]), (origins[0], origins[1]), missing

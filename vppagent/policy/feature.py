@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vppagent.model.k8s import Namespace, NetworkPolicy, ObjectKey, Pod
+from vppagent.model.k8s import Namespace, NetworkPolicy, Node, ObjectKey, Pod
 from vppagent.reconcile import Delta, Intent, Key, Problem
 from vppagent.vpp import kpol
 from vppagent.vpp.client import VppClient
@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 KPOL = "kpol"
 ACL = "acl"
-_WATCHED = ("Pod", "Namespace", "NetworkPolicy")
+# This node's own Node too: its addresses are the peers every isolated ingress admits.
+_WATCHED = ("Node", "Pod", "Namespace", "NetworkPolicy")
+_FEED_ORDER = {"Node": 0, "Namespace": 1, "Pod": 2, "NetworkPolicy": 3}
 EXPANSION_FAILED = "PolicyExpansionFailed"
 
 
@@ -122,9 +124,13 @@ class PolicyFeature:
 
     def _feed_one(self, key: ObjectKey, obj: Any) -> PolicyDelta | None:
         """Tell the compiler about one object (None: it is gone); None if nothing changed."""
+        if key.kind == Node.KIND and key.name != self.compiler.node_name:
+            return None
         if obj is None:
             if self._seen.pop(key, None) is None:
                 return None
+            if key.kind == Node.KIND:
+                return self.compiler.remove_node(key.name)
             if key.kind == "Namespace":
                 return self.compiler.remove_namespace(key.name)
             if key.kind == "Pod":
@@ -133,6 +139,8 @@ class PolicyFeature:
         if self._seen.get(key) is obj:
             return None
         self._seen[key] = obj
+        if isinstance(obj, Node):
+            return self.compiler.update_node(obj)
         if isinstance(obj, Namespace):
             return self.compiler.update_namespace(obj)
         if isinstance(obj, Pod):
@@ -143,8 +151,11 @@ class PolicyFeature:
 
     def _feed(self, cluster: Any) -> None:
         current = {k: o for k, o in cluster.others.items() if k.kind in _WATCHED}
+        me = cluster.nodes.get(self.compiler.node_name)
+        if me is not None:
+            current[me.key] = me
         # Namespaces first, policies last: each step then sees the others' latest state.
-        for kind in ("Namespace", "Pod", "NetworkPolicy"):
+        for kind in _FEED_ORDER:
             for key in [k for k in self._seen if k.kind == kind and k not in current]:
                 self._feed_one(key, None)
             for key, obj in current.items():
@@ -176,8 +187,7 @@ class PolicyFeature:
     def desired_delta(self, cluster: Any, touched: Collection[ObjectKey]) -> Delta | None:
         if self._current is None or self.backend() != KPOL:
             return None
-        order = {"Namespace": 0, "Pod": 1, "NetworkPolicy": 2}
-        mine = sorted((k for k in touched if k.kind in order), key=lambda k: (order[k.kind], k))
+        mine = sorted((k for k in touched if k.kind in _FEED_ORDER), key=lambda k: (_FEED_ORDER[k.kind], k))
         before: dict[Key, Intent | None] = {}
         current = self._current
 

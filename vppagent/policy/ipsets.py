@@ -8,7 +8,10 @@ its members, as pods and namespaces come, change and go. Scopes:
   a namespaceSelector (+ optional podSelector) across namespaces -> ``AddrSet``;
 - ``BlockScope``: an ipBlock (cidr minus excepts) -> ``NetSet`` (static);
 - ``NamedPortScope``: (ip, proto, port) of every pod of a peer that declares a
-  named port -> ``AddrPortSet`` (egress named ports, resolved per peer pod).
+  named port -> ``AddrPortSet`` (egress named ports, resolved per peer pod);
+- ``NodeScope``: this node's own addresses (its Node's InternalIPs and
+  ExternalIPs) -> ``AddrSet``, set by ``set_node_addresses``: the peers every
+  isolated ingress admits (kubelet probes and the node's own traffic).
 
 A set's name is a hash of the scope's canonical form, so it is the same for
 equal selectors however they were written, and across agent restarts; rules
@@ -64,7 +67,12 @@ class NamedPortScope:
     protocol: Protocol
 
 
-Scope = PodScope | BlockScope | NamedPortScope
+@dataclass(frozen=True)
+class NodeScope:
+    """The addresses of the node the compiler runs for; one per index."""
+
+
+Scope = PodScope | BlockScope | NamedPortScope | NodeScope
 
 
 @dataclass(frozen=True)
@@ -92,10 +100,12 @@ def _canon(scope: Scope) -> object:
                 "pod": _canon_selector(scope.pod_selector)}
     if isinstance(scope, BlockScope):
         return {"cidr": str(scope.block.cidr), "except": sorted(str(e) for e in scope.block.excepts)}
+    if isinstance(scope, NodeScope):
+        return {"node": True}
     return {"peer": _canon(scope.peer), "port": scope.port, "proto": str(scope.protocol)}
 
 
-_PREFIX = {PodScope: "pod-", BlockScope: "net-", NamedPortScope: "npt-"}
+_PREFIX = {PodScope: "pod-", BlockScope: "net-", NamedPortScope: "npt-", NodeScope: "node-"}
 
 
 def set_name(scope: Scope) -> str:
@@ -113,6 +123,8 @@ def describe(scope: Scope) -> str:
     if isinstance(scope, BlockScope):
         excepts = ",".join(str(e) for e in scope.block.excepts)
         return f"ipBlock {scope.block.cidr}" + (f" except {excepts}" if excepts else "")
+    if isinstance(scope, NodeScope):
+        return "this node's addresses"
     return f"{describe(scope.peer)} port {scope.protocol}/{scope.port}"
 
 
@@ -217,6 +229,7 @@ class IpSetIndex:
         self._pods: dict[ObjectKey, _PodRec] = {}
         self._pods_by_ns: dict[str, set[ObjectKey]] = defaultdict(set)
         self._ns_labels: dict[str, dict[str, str]] = {}
+        self._node_addresses: frozenset[IpAddress] = frozenset()
 
     # -- scopes -----------------------------------------------------------------
 
@@ -231,6 +244,9 @@ class IpSetIndex:
         entry = _Entry(scope, set_name(scope), match, refs=1)
         self._entries[scope] = entry
         self._by_name[entry.name] = entry
+        if isinstance(scope, NodeScope):
+            entry.members.update(self._node_addresses)
+            return entry.name, True
         if isinstance(scope, BlockScope):
             return entry.name, True
         if isinstance(peer, PodScope) and peer.namespace is not None:
@@ -306,6 +322,16 @@ class IpSetIndex:
 
     def update_namespace(self, ns: Namespace) -> list[SetDelta]:
         return self._relabel(ns.name, dict(ns.labels))
+
+    def set_node_addresses(self, addresses: Iterable[IpAddress]) -> list[SetDelta]:
+        """This node's own addresses (from its Node object); the node set's member change."""
+        new = frozenset(addresses)
+        old, self._node_addresses = self._node_addresses, new
+        entry = self._entries.get(NodeScope())
+        if entry is None or new == old:
+            return []
+        entry.members = Counter(new)
+        return [SetDelta(entry.name, new - old, old - new)]
 
     def remove_namespace(self, name: str) -> list[SetDelta]:
         # Its pods go with it (their own deletions follow); until then they

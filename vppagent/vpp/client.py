@@ -139,7 +139,7 @@ class VppClient:
         self._ids: dict[str, int] = {}
         self._id_by_name: dict[str, int] = {}
         self._names: list[str | None] = []
-        self._has_context: list[bool] = []
+        self._context_at: list[int] = []  # byte offset of a message's context; 0: it has none
         self._client_index = 0
         self._reader: threading.Thread | None = None
         self._closing = False
@@ -185,18 +185,23 @@ class VppClient:
         ids = {m.name: m.index for m in reply.message_table}
         size = max(ids.values(), default=0) + 1
         names: list[str | None] = [None] * size
-        has_ctx = [False] * size
+        context_at = [0] * size
+        answers = {n for s in self.defs.services.values() for n in (s.reply, s.details) if n}
         for name_crc, index in ids.items():
             name = name_crc.rsplit("_", 1)[0]
             names[index] = name
             m = self.defs.messages.get(name)
-            # Replies and details carry the context right after the id;
-            # requests and events carry a client_index there instead.
-            has_ctx[index] = bool(m is not None and len(m.fields) > 1 and m.fields[1] == "context")
+            # Replies and details carry the context right after the id; requests and events
+            # carry a client_index there instead. A few details are declared like requests
+            # (sw_interface_rx_placement_details): their context follows the client_index.
+            if m is not None and len(m.fields) > 1 and m.fields[1] == "context":
+                context_at[index] = 2
+            elif m is not None and name in answers and m.fields[1:3] == ["client_index", "context"]:
+                context_at[index] = 6
         self._ids = ids
         self._id_by_name: dict[str, int] = {}  # VPP may number messages anew after a restart
         self._names = names
-        self._has_context = has_ctx
+        self._context_at = context_at
 
     def subscribe(self, callback: Callable[[ConnectionEvent], None]) -> None:
         self._subscribers.append(callback)
@@ -251,10 +256,11 @@ class VppClient:
     def _dispatch(self, raw: bytes) -> None:
         msg_id = _U16.unpack_from(raw)[0]
         name = self._names[msg_id] if msg_id < len(self._names) else None
-        if name is None or not self._has_context[msg_id]:
+        at = self._context_at[msg_id] if name is not None else 0
+        if not at:
             log.debug("ignoring VPP event", extra={"api_message": name, "msg_id": msg_id})
             return
-        ctx = _U32.unpack_from(raw, 2)[0]
+        ctx = _U32.unpack_from(raw, at)[0]
         p = self._pending.get(ctx)
         if p is None:
             log.warning("reply for unknown context", extra={"api_message": name, "context": ctx})

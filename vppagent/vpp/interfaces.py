@@ -1,4 +1,4 @@
-"""Interfaces: loopbacks, admin state, MTU, tables, unnumbered, addresses, tags, rx mode.
+"""Interfaces: loopbacks, admin state, MTU, tables, unnumbered, addresses, tags, rx mode and placement.
 
 Owns the typed calls on VPP's generic interface table. Interface *creation*
 of a specific kind lives with its driver (``af_packet``, ``tap``, ``memif``,
@@ -25,6 +25,9 @@ MESSAGES = (
     "sw_interface_add_del_address",
     "sw_interface_tag_add_del",
     "sw_interface_set_rx_mode",
+    "sw_interface_set_rx_placement",
+    "sw_interface_rx_placement_dump",
+    "show_threads",
     "sw_interface_set_mac_address",
     "sw_interface_ip6_enable_disable",
     "sw_interface_dump",
@@ -130,6 +133,30 @@ def clear_tag(vpp: VppClient, sw_if_index: int) -> None:
 
 def set_rx_mode(vpp: VppClient, sw_if_index: int, mode: RxMode) -> None:
     vpp.call("sw_interface_set_rx_mode", sw_if_index=sw_if_index, queue_id_valid=False, mode=int(mode))
+
+
+def worker_count(vpp: VppClient) -> int:
+    """VPP's worker threads; 0 when the main thread polls every interface."""
+    r = vpp.call("show_threads")
+    return sum(1 for t in r.thread_data[:r.count] if t.type == "workers")
+
+
+def place_rx(vpp: VppClient, sw_if_index: int, worker: int | None, queue: int = 0) -> None:
+    """Poll ``queue`` of ``sw_if_index`` on worker ``worker`` (0-based), or the main thread (None)."""
+    vpp.call("sw_interface_set_rx_placement", sw_if_index=sw_if_index, queue_id=queue,
+             worker_id=0 if worker is None else worker, is_main=worker is None)
+
+
+@dataclass(frozen=True)
+class RxQueue:
+    queue: int
+    thread: int  # the thread index polling it: 0 main, N worker N-1
+    mode: RxMode
+
+
+def rx_queues(vpp: VppClient, sw_if_index: int) -> list[RxQueue]:
+    return [RxQueue(d.queue_id, d.worker_id, RxMode(int(d.mode)))
+            for d in vpp.dump("sw_interface_rx_placement_dump", sw_if_index=sw_if_index)]
 
 
 def set_mac(vpp: VppClient, sw_if_index: int, mac: str) -> None:

@@ -178,8 +178,20 @@ def sw_interface_rx_placement_dump(emu, mp):
     else:
         iface = emu.interfaces.get(mp.sw_if_index)
         chosen = [iface] if iface is not None else []
-    return [{"sw_if_index": i.sw_if_index, "queue_id": q, "worker_id": 0, "mode": m}
+    unplaced = 1 if emu.config.workers else 0
+    return [{"sw_if_index": i.sw_if_index, "queue_id": q, "worker_id": i.rx_threads.get(q, unplaced), "mode": m}
             for i in chosen for q, m in enumerate(i.rx_modes)]
+
+
+@HANDLERS.handler("sw_interface_set_rx_placement")
+def sw_interface_set_rx_placement(emu, mp):
+    iface = emu.interfaces.require(mp.sw_if_index)
+    if mp.queue_id >= len(iface.rx_modes):
+        raise VppRetval(Retval.UNIMPLEMENTED, f"unknown queue {mp.queue_id}")
+    if not mp.is_main and mp.worker_id >= emu.config.workers:
+        raise VppRetval(Retval.UNIMPLEMENTED, f"no worker {mp.worker_id}")  # VPP: "please specify valid worker"
+    iface.rx_threads[mp.queue_id] = 0 if mp.is_main else 1 + mp.worker_id
+    return {}
 
 
 @HANDLERS.handler("sw_interface_set_mac_address")

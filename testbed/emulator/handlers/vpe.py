@@ -56,6 +56,14 @@ def show_version(emu, mp):
     }
 
 
+@HANDLERS.handler("show_threads")
+def show_threads(emu, mp):
+    threads = [{"id": 0, "name": "vpp_main", "type": "", "pid": emu.pid, "cpu_id": 0, "core": 0, "cpu_socket": 0}]
+    threads += [{"id": n, "name": f"vpp_wk_{n - 1}", "type": "workers", "pid": emu.pid, "cpu_id": n, "core": n,
+                 "cpu_socket": 0} for n in range(1, emu.config.workers + 1)]
+    return {"count": len(threads), "thread_data": threads}
+
+
 @HANDLERS.handler("show_vpe_system_time")
 def show_vpe_system_time(emu, mp):
     return {"vpe_system_time": time.time()}
