@@ -83,12 +83,12 @@ def markdown(doc: dict[str, Any]) -> str:
     if node_lines:
         lines += ["", "## Busiest VPP graph nodes (clocks per packet)", "",
                   "| scenario | load | VPP | nodes |", "|---|---|---:|---|"] + node_lines
-    lines += ["", "Mpps: packets received by the server pod's eth0 per second (memif: by the server pod's VPP). Ratio to kernel: Gbit/s over the "
+    lines += ["", "Mpps: packets received by the server pod's eth0 per second (memif: by the peer VPP on the server pod's memif). Ratio to kernel: Gbit/s over the "
               "kernel baseline's for the same load in the same session. VPP clocks/pkt: all graph nodes' clocks "
               "(`show runtime`) over the IP packets VPP forwarded (both directions; summed over VPPs on the path). "
-              "vpp-pg rows (memif pods): packets from VPP's packet generator in the client pod, counted by the "
-              "server pod's VPP; Gbit/s counts UDP payload as iperf3 does; compared with iperf3 UDP of the same IP size. "
-              "Pod VPPs' CPU is in the JSON (`cpu_s.pod_vpp`).",
+              "vpp-pg rows (memif pods): packets from the peer VPP's packet generator into the client pod's memif, "
+              "counted as they arrive on the server pod's memif; Gbit/s counts UDP payload as iperf3 does; compared with iperf3 UDP of the same IP size. "
+              "The peer VPP's CPU is in the JSON (`cpu_s.pod_vpp`).",
               ""]
     return "\n".join(lines)
 

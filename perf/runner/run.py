@@ -21,6 +21,7 @@ from typing import Any
 
 from perf.runner.envs import EnvUnavailable, open_env
 from perf.runner.envs.common import EnvError, Setup
+from perf.runner.envs import pod_vpp
 from perf.runner.loadgen import iperf3, trex, vpp_pg
 from perf.runner.measure import runtime
 from perf.runner.measure.cpu import CpuMeter, ProcessGone
@@ -86,8 +87,8 @@ def _measure_pg(setup: Setup, load: Load, seconds: int) -> dict[str, Any]:
     for vpp in setup.vpps:
         runtime.clear(vpp)
     meter.start()
-    res = vpp_pg.run(setup.pod_vpps["client"], setup.pod_vpps["server"], setup.pod_ips["client"], setup.target_ip,
-                     load.length or 92, seconds)
+    res = vpp_pg.run(setup.pod_vpps["peer"], setup.pod_ips["client"], setup.target_ip, load.length or 92, seconds,
+                     pod_vpp.SERVER_IF)
     cpu = meter.stop()
     runtimes = [runtime.read(v) for v in setup.vpps]
     out: dict[str, Any] = {"status": "ok", "gbit_s": round(res.gbit_s, 3), "mpps": round(res.mpps, 4),

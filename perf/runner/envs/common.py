@@ -31,7 +31,7 @@ class Setup:
     server_rx_packets: Callable[[], int | None]  # packets the server pod's interface received
     vpps: list[Any] = field(default_factory=list)       # VppClient per VPP on the path
     pids: dict[str, list[int]] = field(default_factory=dict)  # "vpp"/"agent"/"pod_vpp" -> pids
-    pod_vpps: dict[str, Any] = field(default_factory=dict)    # memif pods: "client"/"server" -> their VPP
+    pod_vpps: dict[str, Any] = field(default_factory=dict)    # memif pods: "peer" -> the VPP holding both memifs
     pod_ips: dict[str, str] = field(default_factory=dict)     # "client"/"server" -> the address traffic uses
     notes: dict[str, Any] = field(default_factory=dict)
 

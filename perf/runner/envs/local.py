@@ -8,9 +8,9 @@ one ClusterIP backed by the server pod), ``policy`` (a NetworkPolicy on the
 server pod allowing the client; the kpol plugin when ``testbed.plugins``
 can provide it, else the ACL fallback) and ``target:
 service`` (the client sends to the VIP). tun pods need /dev/vhost-net
-(refused with the reason otherwise). memif pods get a VPP of their own in
-the pod netns as the memif peer (pod_vpp.py), driven by the packet
-generator (loadgen/vpp_pg.py).
+(refused with the reason otherwise). memif pods share one peer VPP holding
+both pods' memifs (pod_vpp.py), driven by its packet generator
+(loadgen/vpp_pg.py).
 """
 from __future__ import annotations
 
@@ -124,15 +124,13 @@ def local_env(sc: Scenario) -> Iterator[Setup]:
         pod_vpps: dict[str, Any] = {}
         pod_pids: list[int] = []
         if memif:
-            from perf.runner.envs.pod_vpp import start_memif_peer
+            from perf.runner.envs.pod_vpp import start_traffic_peer
             from perf.runner.loadgen import vpp_pg
 
-            for name in ("client", "server"):
-                pod_proc, pod_client = start_memif_peer(stack, binary, tmp / f"pod-{name}", Path(nss[name]).name,
-                                                        memif_ips[name])
-                pod_vpps[name] = pod_client
-                pod_pids.append(pod_proc.pid)
-            vpp_pg.prepare(pod_vpps["client"])
+            peer_proc, pod_vpps["peer"] = start_traffic_peer(
+                stack, binary, tmp / "memif-peer", *((Path(nss[n]).name, memif_ips[n]) for n in ("client", "server")))
+            pod_pids.append(peer_proc.pid)
+            vpp_pg.prepare(pod_vpps["peer"])
         if sc.services:
             _add_service(fake, k, ips["server"])
             from vppagent.vpp import cnat

@@ -1,13 +1,15 @@
-"""Traffic from VPP's packet generator in a memif pod, counted by the VPP in the other memif pod.
+"""Traffic from VPP's packet generator into one memif pod, counted as it leaves the other.
 
 memif pods talk to user-space peers, not to the kernel, so iperf3 cannot
-drive them: the client pod's VPP generates UDP packets of a fixed IP size
-(``packet-generator`` into ip4-input, routed out of its memif), the node's
-VPP forwards them, and the server pod's VPP counts what its ``memif-input``
-node received (its runtime counters, cleared before the run).
+drive them: the peer VPP (``envs/pod_vpp.py``) generates UDP packets of a
+fixed IP size (``packet-generator`` into ip4-input, routed out of the client
+pod's memif) as fast as it can, the node's VPP forwards them, and the peer
+counts what arrives on the server pod's memif (its interface counters,
+cleared before the run).
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +27,8 @@ class PgError(RuntimeError):
 class PgResult:
     ip_bytes: int          # per packet (memif in IP mode carries no Ethernet header)
     seconds: float
-    sent: int              # pg-input vectors in the client pod's VPP
-    received: int          # memif-input vectors in the server pod's VPP
+    sent: int              # pg-input vectors in the peer VPP
+    received: int          # packets the peer received on the server pod's memif
 
     @property
     def mpps(self) -> float:
@@ -46,7 +48,7 @@ def _cli(vpp: Any, cmd: str) -> str:
 
 
 def prepare(client: Any) -> None:
-    """A packet-generator interface in the client pod's VPP (its packets enter ip4-input there)."""
+    """A packet-generator interface in the peer VPP (its packets enter ip4-input there)."""
     for cmd in (f"create packet-generator interface {PG_INTERFACE}", f"set interface state {PG_INTERFACE} up",
                 f"set interface ip address {PG_INTERFACE} 198.18.0.1/24"):
         _cli(client, cmd)
@@ -56,22 +58,28 @@ def _vectors(rt: runtime.Runtime, node: str) -> int:
     return sum(n.vectors for n in rt.nodes if n.name == node)
 
 
-def run(client: Any, server: Any, src: str, dst: str, ip_bytes: int, seconds: float, name: str = "perf") -> PgResult:
+def _rx_packets(vpp: Any, interface: str) -> int:
+    m = re.search(r"rx packets\s+(\d+)", _cli(vpp, f"show interface {interface}"))
+    return int(m.group(1)) if m else 0
+
+
+def run(peer: Any, src: str, dst: str, ip_bytes: int, seconds: float, rx_interface: str,
+        name: str = "perf") -> PgResult:
     if ip_bytes < 28:
         raise PgError(f"a {ip_bytes}-byte IP packet has no room for IPv4 and UDP headers")
-    _cli(client, f"packet-generator new {{ name {name} limit 0 size {ip_bytes}-{ip_bytes} node ip4-input "
-                 f"interface {PG_INTERFACE} data {{ UDP: {src} -> {dst} UDP: 1234 -> 5201 incrementing 8 }} }}")
+    _cli(peer, f"packet-generator new {{ name {name} limit 0 size {ip_bytes}-{ip_bytes} node ip4-input "
+               f"interface {PG_INTERFACE} data {{ UDP: {src} -> {dst} UDP: 1234 -> 5201 incrementing 8 }} }}")
     try:
-        runtime.clear(client)
-        runtime.clear(server)
+        runtime.clear(peer)
+        _cli(peer, "clear interfaces")
         t0 = time.monotonic()
-        _cli(client, f"packet-generator enable-stream {name}")
+        _cli(peer, f"packet-generator enable-stream {name}")
         time.sleep(seconds)
-        _cli(client, f"packet-generator disable-stream {name}")
+        _cli(peer, f"packet-generator disable-stream {name}")
         elapsed = time.monotonic() - t0
         time.sleep(0.2)  # what is in flight arrives
-        sent = _vectors(runtime.read(client), "pg-input")
-        received = _vectors(runtime.read(server), "memif-input")
+        sent = _vectors(runtime.read(peer), "pg-input")
+        received = _rx_packets(peer, rx_interface)
     finally:
-        client.call("cli_inband", cmd=f"packet-generator delete {name}")
+        peer.call("cli_inband", cmd=f"packet-generator delete {name}")
     return PgResult(ip_bytes, elapsed, sent, received)
