@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from startup.vpp_process import VppPaths, VppProcess, render_startup_conf  # noqa: E402
 from testbed.emulator import Emulator  # noqa: E402
 from testbed.emulator.apidefs import load_definitions as emu_definitions  # noqa: E402
-from vppagent.agent import ClusterState  # noqa: E402
+from vppagent.model.cluster_state import ClusterState  # noqa: E402
 from vppagent.model.k8s import FrozenMap, Namespace, Pod, networkpolicy_from_api  # noqa: E402
 from vppagent.policy.feature import PolicyFeature  # noqa: E402
 from vppagent.reconcile import Found, Intent, Reconciler, default_is_retriable  # noqa: E402

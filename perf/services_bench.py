@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from startup.vpp_process import VppProcess  # noqa: E402
 from testbed.emulator.process import start_emulator_process  # noqa: E402
-from vppagent.agent import ClusterState  # noqa: E402
+from vppagent.model.cluster_state import ClusterState  # noqa: E402
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort  # noqa: E402
 from vppagent.reconcile import Reconciler  # noqa: E402
 from vppagent.services import ServiceTranslations  # noqa: E402

@@ -1,9 +1,9 @@
 """``vppagent run``: sources -> cluster state -> features -> reconciler -> VPP.
 
-Owns: the agent's run loop (the ONE reconciler thread), ``ClusterState``
-(the Kubernetes objects the features read, kept from the sources' events),
-the ``Feature`` protocol and which features a configuration enables, the
-wiring of sources, the VPP client, the reconciler, health and Events.
+Owns: the agent's run loop (the ONE reconciler thread), which features a
+configuration enables (``vppagent.feature.Feature`` says what each offers),
+the wiring of sources, the cluster state (``vppagent.model.cluster_state``),
+the VPP client, the reconciler, health and Events.
 
 The loop (threads and one queue, as in the README): sources and the VPP
 client's connection events only ``put`` on the queue; this thread drains
@@ -33,18 +33,19 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from vppagent.config import Config, safe_pod_mtu, key_dir
 from vppagent.connectivity import EncryptionSettings, NodeConnectivity
 from vppagent.health import Health
-from vppagent.model.k8s import EndpointSlice, K8sObject, Node, ObjectKey, Service
+from vppagent.feature import Feature
+from vppagent.model.cluster_state import ClusterState
+from vppagent.model.k8s import ObjectKey
 from vppagent.reconcile import (
     Delta,
-    Descriptor,
     Intent,
     Key,
     ObjectFailed,
@@ -114,89 +115,7 @@ class FeatureChanged:
     feature: str = ""
 
 
-# -- cluster state --------------------------------------------------------------
-
-
-class ClusterState:
-    """The Kubernetes objects features read, by key; fed by source events."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, Node] = {}
-        self.services: dict[ObjectKey, Service] = {}
-        self.slices: dict[ObjectKey, EndpointSlice] = {}
-        self.others: dict[ObjectKey, K8sObject] = {}
-        self._slices_by_service: dict[ObjectKey, dict[ObjectKey, EndpointSlice]] = {}
-
-    def apply(self, event: Upsert | Delete) -> None:
-        if isinstance(event, Upsert):
-            self._put(event.obj)
-        else:
-            self._remove(event.key, event.last)
-
-    def _put(self, obj: K8sObject) -> None:
-        if isinstance(obj, Node):
-            self.nodes[obj.name] = obj
-        elif isinstance(obj, Service):
-            self.services[obj.key] = obj
-        elif isinstance(obj, EndpointSlice):
-            old = self.slices.get(obj.key)
-            if old is not None and old.service_key is not None:
-                self._slices_by_service.get(old.service_key, {}).pop(obj.key, None)
-            self.slices[obj.key] = obj
-            if obj.service_key is not None:
-                self._slices_by_service.setdefault(obj.service_key, {})[obj.key] = obj
-        else:
-            self.others[obj.key] = obj
-
-    def _remove(self, key: ObjectKey, last: K8sObject) -> None:
-        if isinstance(last, Node):
-            self.nodes.pop(key.name, None)
-        elif isinstance(last, Service):
-            self.services.pop(key, None)
-        elif isinstance(last, EndpointSlice):
-            old = self.slices.pop(key, None)
-            if old is not None and old.service_key is not None:
-                by = self._slices_by_service.get(old.service_key, {})
-                by.pop(key, None)
-                if not by:
-                    self._slices_by_service.pop(old.service_key, None)
-        else:
-            self.others.pop(key, None)
-
-    def slices_of(self, service: ObjectKey) -> Sequence[EndpointSlice]:
-        by = self._slices_by_service.get(service)
-        return [by[k] for k in sorted(by)] if by else []
-
-    def get(self, key: ObjectKey) -> K8sObject | None:
-        if key.kind == "Node":
-            return self.nodes.get(key.name)
-        if key.kind == "Service":
-            return self.services.get(key)
-        if key.kind == "EndpointSlice":
-            return self.slices.get(key)
-        return self.others.get(key)
-
-
 # -- features -----------------------------------------------------------------------
-
-
-class Feature(Protocol):
-    """One thing the agent programs: which kinds it watches, its descriptors, its desired objects.
-
-    ``desired`` is called on the reconciler thread whenever the cluster state
-    changed; it must be a pure function of the state (it may memoize).
-    A feature may also offer ``desired_delta(cluster, touched)`` (the keys of
-    the objects that changed since its last call) returning an object with
-    ``removed``/``added`` intents and its complete ``problems``, or None to
-    ask for the full path; the agent then updates the reconciler in place.
-    """
-
-    name: str
-    watches: tuple[str, ...]
-
-    def descriptors(self) -> Sequence[Descriptor[Any]]: ...
-
-    def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]: ...
 
 
 def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry: Any = None) -> list[Feature]:
@@ -291,9 +210,7 @@ class Agent:
         self.vpp = vpp
         self.vpp.subscribe(self.queue.put)
         for f in self.features:
-            bind = getattr(f, "bind_vpp", None)  # features whose desired state depends on VPP's plugins
-            if bind is not None:
-                bind(self.vpp)
+            f.bind_vpp(self.vpp)
         self.reconciler = Reconciler(self.vpp, retry=RetryPolicy(cfg.retry_initial_s, cfg.retry_max_s),
                                      chunk=cfg.bulk_chunk, on_failure=self._on_object_failed)
         for f in self.features:
@@ -302,7 +219,7 @@ class Agent:
         kinds = sorted({k for f in self.features for k in f.watches})
         opts = source_options or SourceOptions(watch_timeout_s=cfg.watch_timeout_s)
         # Only policy needs every pod of the cluster; pod networking needs this node's.
-        all_pods = any("Pod" in f.watches and getattr(f, "needs_all_pods", False) for f in self.features)
+        all_pods = any("Pod" in f.watches and f.needs_all_pods for f in self.features)
         self.sources = SourceGroup.for_node(api_client, self.queue, node_name=cfg.node_name,
                                             local_pods_only=not all_pods,
                                             recorder=recorder, options=opts,
@@ -402,9 +319,7 @@ class Agent:
     def _settle(self) -> None:
         """Tell features waiting for their objects (CNI calls) what the reconciler achieved."""
         for f in self.features:
-            settle = getattr(f, "settle", None)
-            if settle is not None:
-                settle(self.reconciler.applied, self.reconciler.failures, self.vpp.connected)
+            f.settle(self.reconciler.applied, self.reconciler.failures, self.vpp.connected)
 
     # -- events ---------------------------------------------------------------------
 
@@ -424,13 +339,7 @@ class Agent:
 
     def _feature_changes(self) -> list[float]:
         """When features whose desired state depends on time (the IPsec rekey schedule) change."""
-        out = []
-        for f in self.features:
-            next_change = getattr(f, "next_change", None)
-            at = next_change() if next_change is not None else None
-            if at is not None:
-                out.append(at)
-        return out
+        return [at for at in (f.next_change() for f in self.features) if at is not None]
 
     def _drain(self, timeout: float) -> list[Any]:
         try:
@@ -546,29 +455,21 @@ class Agent:
             return
         self._last_rotation_check = now
         for f in self.features:
-            rotate = getattr(f, "rotate_if_due", None)
             # TODO(lead): pass the largest byte count of this node's SAs (stats segment, /net/ipsec/sa)
             # so that the bytes lifetime triggers too; the time lifetime works without it.
-            if rotate is not None and rotate():
+            if f.rotate_if_due():
                 self._dirty = self._full_next = True  # the recompute republishes the new epoch
 
     def _publish_annotations(self) -> None:
         """Put what features publish (public keys, key epoch) on this Node; never secrets."""
         wanted: dict[str, str] = {}
         for f in self.features:
-            annotations = getattr(f, "annotations", None)
-            if annotations is not None:
-                wanted.update(annotations())
+            wanted.update(f.annotations())
         if not wanted or wanted == self._published:
-            return
-        patch = getattr(self.sources, "patch_node_annotations", None)
-        if patch is None:
-            log.warning("cannot publish this node's public keys: the sources have no Node patcher; "
-                        "encrypted pairs stay in clear", extra={"annotations": ",".join(sorted(wanted))})
             return
         # The sources patch asynchronously (merge patch of metadata.annotations, retried with backoff):
         # the loop never waits for the API server.
-        patch(self.cfg.node_name, wanted)
+        self.sources.patch_node_annotations(self.cfg.node_name, wanted)
         self._published = dict(wanted)
 
     def _reconcile_later(self, why: str, *, error: bool = False) -> None:
@@ -617,8 +518,8 @@ class Agent:
         """
         kinds = {k.kind for k in touched}
         rerun = {f.name for f in self.features
-                 if f.name in changed or set(getattr(f, "follows", ())) & changed
-                 or (kinds & set(f.watches) and not hasattr(f, "desired_delta"))}
+                 if f.name in changed or set(f.follows) & changed
+                 or (kinds & set(f.watches) and not f.incremental)}
         if any(name not in self._intents for name in rerun):
             return False
         deltas: list[tuple[Any, Any]] = []
@@ -668,7 +569,7 @@ class Agent:
         if self.recorder is None or not isinstance(origin, ObjectKey):
             return
         obj = self.cluster.get(origin)
-        uid = getattr(obj, "uid", "") if obj is not None else ""
+        uid = obj.uid if obj is not None else ""
         ref = ObjectRef(kind=origin.kind, name=origin.name, namespace=origin.namespace, uid=uid,
                         api_version=_API_VERSIONS.get(origin.kind, "v1"))
         self.recorder.record(ref, reason, message)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.agent import ClusterState
+from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import FrozenMap, Namespace, Node as K8sNode, ObjectKey, Pod, networkpolicy_from_api
 from vppagent.policy.feature import PolicyFeature
 from vppagent.reconcile import Found, Key, Reconciler, default_is_retriable

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from vppagent.agent import ClusterState
+from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import (
     AddressType,
     Endpoint,

@@ -39,6 +39,8 @@ from vppagent.cni.pool import SparePool
 from vppagent.cni.ipam import Ipam, IpamError, RangeExhausted
 from vppagent.cni.rcu import RcuExpedited
 from vppagent.cni.store import AttachmentStore
+from vppagent.feature import Feature
+from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import Node, ObjectKey
 from vppagent.model.podnet import Attachment, Driver
 from vppagent.reconcile import Intent, Key, Problem
@@ -115,7 +117,7 @@ class _Waiter:
     error: str | None = None
 
 
-class PodNetwork:
+class PodNetwork(Feature):
     """The ``pods`` feature and the CNI backend (see the module docstring)."""
 
     name = "pods"
@@ -183,7 +185,7 @@ class PodNetwork:
                 pool.SpareDescriptor(self.pool, rings=self.rings),
                 vpp_kinds.route_descriptor(self.table_id, lambda: self._ranges)]
 
-    def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]:
+    def desired(self, cluster: ClusterState) -> tuple[list[Intent], list[Problem]]:
         problems: list[Problem] = []
         node: Node | None = cluster.nodes.get(self.node_name)
         if node is not None and node.pod_cidrs != self._ranges:

@@ -33,15 +33,17 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ipsec import (IPSEC_KEY_EPOCH, IPSEC_PUBLIC_KEY, WIREGUARD_PUBLIC_KEY, EpochStore, KeyNegotiationError,
                    Lifetime, NodeKey, PairEpoch, PairRekey, RekeyTimers, decode_public, derive_pair,
                    inbound_collisions, load_or_create, parse_epoch)
 from ipsec.derive import canonical
+from vppagent.feature import Feature
+from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import Node, ObjectKey
 from vppagent.reconcile import Intent, Key, Problem
 from vppagent.reconcile.route_kind import Hop, OwnedRoute
@@ -64,11 +66,6 @@ WG_NAME = "node"
 IPSEC_KEY_FILE = "ipsec.key"
 WIREGUARD_KEY_FILE = "wireguard.key"
 EPOCH_FILE = "ipsec.epoch"
-
-
-class NodesView(Protocol):
-    @property
-    def nodes(self) -> Mapping[str, Node]: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,7 @@ class _Keys:
                 self.errors[attr] = str(e)
 
 
-class NodeConnectivity(ClusterRouteScope):
+class NodeConnectivity(ClusterRouteScope, Feature):
     """Feature: pods on this node reach pods on every other node (see the module doc)."""
 
     name = "connectivity"
@@ -143,7 +140,7 @@ class NodeConnectivity(ClusterRouteScope):
     def descriptors(self) -> list[Any]:
         return list(self._descriptors)
 
-    def desired(self, cluster: NodesView) -> tuple[list[Intent], list[Problem]]:
+    def desired(self, cluster: ClusterState) -> tuple[list[Intent], list[Problem]]:
         now = self._clock()
         me = cluster.nodes.get(self.node_name)
         self._own = me.pod_cidrs if me is not None else ()

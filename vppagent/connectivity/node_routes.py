@@ -19,21 +19,17 @@ modes), pod routes.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
 
-from vppagent.model.k8s import Node, ObjectKey
+from vppagent.feature import Feature
+from vppagent.model.cluster_state import ClusterState
+from vppagent.model.k8s import ObjectKey
 from vppagent.reconcile import Intent, Problem
 from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 KIND = "node-route"
-
-
-class NodesView(Protocol):
-    @property
-    def nodes(self) -> Mapping[str, Node]: ...
 
 
 class ClusterRouteScope:
@@ -64,7 +60,7 @@ class ClusterRouteScope:
 
 
 
-class NodeRoutes(ClusterRouteScope):
+class NodeRoutes(ClusterRouteScope, Feature):
     """Feature: routes to the other nodes' pod CIDRs ("flat" mode)."""
 
     name = "connectivity"
@@ -78,7 +74,7 @@ class NodeRoutes(ClusterRouteScope):
     def descriptors(self) -> list[RouteDescriptor]:
         return [self._descriptor]
 
-    def desired(self, cluster: NodesView) -> tuple[list[Intent], list[Problem]]:
+    def desired(self, cluster: ClusterState) -> tuple[list[Intent], list[Problem]]:
         me = cluster.nodes.get(self.node_name)
         self._own = me.pod_cidrs if me is not None else ()
         intents: list[Intent] = []

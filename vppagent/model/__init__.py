@@ -2,8 +2,10 @@
 
 Owns: the model the reconciler diffs. ``vppagent.model.k8s`` holds what the
 agent reads from Kubernetes (Node, Namespace, Pod, Service, EndpointSlice,
-NetworkPolicy, label selectors), re-exported here. Must not touch: the
-network, VPP, logging; anything that is not a value.
+NetworkPolicy, label selectors), re-exported here; ``events`` the changes
+the sources announce, and ``cluster_state.ClusterState`` the one mutable
+holder of the current objects, which the agent's loop fills from those
+events. Must not touch: the network, VPP, logging.
 """
 from __future__ import annotations
 

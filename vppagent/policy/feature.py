@@ -32,6 +32,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vppagent.feature import Feature
+from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import Namespace, NetworkPolicy, Node, ObjectKey, Pod
 from vppagent.reconcile import Delta, Intent, Key, Problem
 from vppagent.vpp import kpol
@@ -75,8 +77,9 @@ def _interface_key(container_id: str, ifname: str) -> Key:
     return Key(vk.INTERFACE_KIND, name)
 
 
-class PolicyFeature:
+class PolicyFeature(Feature):
     name = "policies"
+    incremental = True
     watches = _WATCHED
     needs_all_pods = True  # peers are pods of the whole cluster
     follows = ("pods",)  # attachments (which local pod has which interface) come from the pods feature
@@ -149,7 +152,7 @@ class PolicyFeature:
             return self.compiler.update_policy(obj)
         return None
 
-    def _feed(self, cluster: Any) -> None:
+    def _feed(self, cluster: ClusterState) -> None:
         current = {k: o for k, o in cluster.others.items() if k.kind in _WATCHED}
         me = cluster.nodes.get(self.compiler.node_name)
         if me is not None:
@@ -179,12 +182,12 @@ class PolicyFeature:
 
     # -- desired state ------------------------------------------------------------------------
 
-    def desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]:
+    def desired(self, cluster: ClusterState) -> tuple[list[Intent], list[Problem]]:
         intents, problems = self._desired(cluster)
         self._current = {i.value.key: i for i in intents} if self._last_backend == KPOL else None
         return intents, problems
 
-    def desired_delta(self, cluster: Any, touched: Collection[ObjectKey]) -> Delta | None:
+    def desired_delta(self, cluster: ClusterState, touched: Collection[ObjectKey]) -> Delta | None:
         if self._current is None or self.backend() != KPOL:
             return None
         mine = sorted((k for k in touched if k.kind in _FEED_ORDER), key=lambda k: (_FEED_ORDER[k.kind], k))
@@ -229,7 +232,7 @@ class PolicyFeature:
         added = [current[k] for k, b in before.items() if k in current and current[k] != b]
         return Delta(removed, added, list(self.compiler.problems()))
 
-    def _desired(self, cluster: Any) -> tuple[list[Intent], list[Problem]]:
+    def _desired(self, cluster: ClusterState) -> tuple[list[Intent], list[Problem]]:
         self._feed(cluster)
         snap = self.compiler.snapshot()
         problems = list(self.compiler.problems())

@@ -31,6 +31,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from vppagent.feature import Feature
 from vppagent.model.k8s import EndpointSlice, Node, ObjectKey, Service
 from vppagent.model.k8s.service import ServiceType, SessionAffinity
 from vppagent.reconcile import Delta, Descriptor, Intent, Problem
@@ -73,10 +74,11 @@ class _Entry:
     rejects: tuple[IpAddress, ...] = ()  # VIPs that get a reject route (see ``reject``)
 
 
-class ServiceTranslations:
+class ServiceTranslations(Feature):
     """Feature: every Service of the cluster as cnat translations (and the SNAT entry)."""
 
     name = "services"
+    incremental = True
     watches = ("Service", "EndpointSlice", "Node")
 
     def __init__(self, service_cidrs: Sequence[IpNetwork], *, external_cidrs: Sequence[IpNetwork] = (),

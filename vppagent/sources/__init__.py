@@ -19,7 +19,7 @@ Typical use::
 """
 from .backoff import Backoff, BackoffPolicy
 from .errors import KubeConfigError, SourceError, WatchExpired, WatchFailed
-from .events import Delete, SourceEvent, Synced, Upsert
+from vppagent.model.events import Delete, SourceEvent, Synced, Upsert
 from .group import SourceGroup
 from .kinds import (
     ALL_KINDS,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from kubernetes import client
 
 from .annotator import NodeAnnotator
-from .events import SourceEvent
+from vppagent.model.events import SourceEvent
 from .kinds import ALL_KINDS, PODS, KindSpec
 from .recorder import EventRecorder
 from .source import KubeSource, SourceOptions

@@ -40,7 +40,7 @@ from vppagent.model.k8s import InvalidObject, K8sObject, ObjectKey
 
 from .backoff import Backoff, BackoffPolicy
 from .errors import WatchExpired, WatchFailed
-from .events import Delete, SourceEvent, Synced, Upsert
+from vppagent.model.events import Delete, SourceEvent, Synced, Upsert
 from .kinds import KindSpec
 from .recorder import EventRecorder, ObjectRef
 

@@ -1,8 +1,10 @@
-"""What the sources put on the agent's queue.
+"""What the sources put on the agent's queue: model objects as they come, change and go.
 
 Owns: the three event types. Every source pushes them onto the ONE
 ``queue.Queue`` the agent gives it; the reconciler thread is the only
-consumer. Must not touch: the queue's consumers, the model's fields.
+consumer, and ``ClusterState`` applies them. They live in the model, below
+both, so that the cluster state needs nothing of the sources.
+Must not touch: the queue's consumers, the model's fields.
 """
 from __future__ import annotations
 
