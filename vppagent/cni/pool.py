@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vppagent.cni import linux
-from vppagent.reconcile import Found, Intent, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Intent, Key, Resolver
 from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
 from vppagent.services import snat
 from vppagent.vpp import af_packet, features, interfaces
@@ -352,8 +352,6 @@ class SparePool:
             return len(self._ready), len(self._pending)
 
 
-
-
 def parent_of(host_ifname: str) -> str:
     """The veth end a spare's pod macvlan sits on, from the end VPP attaches."""
     return "vpx" + host_ifname[3:]
@@ -370,7 +368,7 @@ def spare_links() -> list[str]:
     return linux.host_links(HOST_IFNAME) + linux.host_links(SPARE_IFNAME)
 
 
-class SpareDescriptor:
+class SpareDescriptor(DescriptorBase):
     """Spare af_packet interfaces by tag. ``delete`` of a spare handed to a pod does nothing."""
 
     kind = KIND
@@ -398,9 +396,6 @@ class SpareDescriptor:
             raise
         return sw_if_index
 
-    def can_update(self, old: Spare, new: Spare) -> bool:
-        return False
-
     def update(self, vpp: VppClient, old: Spare, handle: Any, new: Spare, resolver: Resolver) -> Any:
         raise NotImplementedError("spares are re-created, never updated")
 
@@ -418,9 +413,6 @@ class SpareDescriptor:
     def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[Spare]]:
         ours = [i for i in interfaces.dump(vpp) if i.tag.startswith(TAG_PREFIX)]
         return [Found(Spare(i.tag[len(TAG_PREFIX):], i.mac, i.mtu), i.sw_if_index) for i in ours]
-
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
 
 __all__ = ["HOST_IFNAME", "KIND", "Rings", "SPARE_IFNAME", "Spare", "SpareDescriptor", "SparePool", "TAG_PREFIX",

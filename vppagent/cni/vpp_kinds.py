@@ -35,7 +35,7 @@ from typing import Any
 
 from vppagent.cni import pool
 from vppagent.model.podnet import Driver
-from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
 from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND, Loopback
 from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
 from vppagent.services import snat
@@ -116,7 +116,7 @@ class PodInterface:
         return Key(KIND, self.name)
 
 
-class PodInterfaceDescriptor:
+class PodInterfaceDescriptor(DescriptorBase):
     """Pod interfaces by tag. Not batchable: create is a sequence of dependent calls."""
 
     kind = KIND
@@ -236,9 +236,6 @@ class PodInterfaceDescriptor:
                                  tuple(neigh.get(i.sw_if_index, ())))
             out.append(Found(value, i.sw_if_index))
         return out
-
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
 
 def pod_routes(value: PodInterface, ips: Sequence[str]) -> list[OwnedRoute]:

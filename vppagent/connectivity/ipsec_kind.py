@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
 from vppagent.vpp import ipsec
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -74,7 +74,7 @@ def _identity(sa: EspSa) -> tuple[int, bool]:
     return (sa.spi, sa.inbound)
 
 
-class IpsecDescriptor:
+class IpsecDescriptor(DescriptorBase):
     """Protections with their SAs; handle: {(spi, inbound): sa_id}."""
 
     kind = KIND
@@ -208,5 +208,3 @@ class IpsecDescriptor:
         self._orphans = set(sas) - referenced
         return out
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
 from vppagent.vpp import features, interfaces, ipsec, neighbors, tunnels
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -94,7 +94,7 @@ class NodeTunnel:
         return Key(KIND, self.name)
 
 
-class TunnelDescriptor:
+class TunnelDescriptor(DescriptorBase):
     """Peer tunnels by tag; not batchable (create, tag, table, unnumbered, admin-up in sequence)."""
 
     kind = KIND
@@ -205,5 +205,3 @@ class TunnelDescriptor:
                 return key
         return Key("sw_if_index", sw_if_index)
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
 from vppagent.vpp import features, interfaces, wireguard
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -83,7 +83,7 @@ def _complete_offloads(vpp: VppClient, idx: int) -> None:
                         extra={"sw_if_index": idx, "feature": feature})
 
 
-class WgInterfaceDescriptor:
+class WgInterfaceDescriptor(DescriptorBase):
     kind = KIND
 
     def __init__(self, *, interface_kinds: tuple[str, ...] = ()):
@@ -108,9 +108,6 @@ class WgInterfaceDescriptor:
             wireguard.delete_interface(vpp, idx)
             raise
         return idx
-
-    def can_update(self, old: WgInterface, new: WgInterface) -> bool:
-        return False
 
     def update(self, vpp: VppClient, old: WgInterface, handle: Any, new: WgInterface, resolver: Resolver) -> Any:
         raise NotImplementedError("wireguard interfaces are re-created, never updated")
@@ -143,11 +140,8 @@ class WgInterfaceDescriptor:
             out.append(Found(value, wg.sw_if_index))
         return out
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
-
-class WgPeerDescriptor:
+class WgPeerDescriptor(DescriptorBase):
     kind = PEER_KIND
     retrieve_after = (KIND,)
 
@@ -161,9 +155,6 @@ class WgPeerDescriptor:
         spec = wireguard.PeerSpec(resolver.handle(value.interface), value.public_key, value.allowed_ips,
                                   value.endpoint, value.port, value.keepalive_s)
         return wireguard.add_peer(vpp, spec)
-
-    def can_update(self, old: WgPeer, new: WgPeer) -> bool:
-        return False
 
     def update(self, vpp: VppClient, old: WgPeer, handle: Any, new: WgPeer, resolver: Resolver) -> Any:
         raise NotImplementedError("wireguard peers are re-created, never updated")
@@ -186,5 +177,3 @@ class WgPeerDescriptor:
                                     s.persistent_keepalive), p.peer_index))
         return out
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
 from vppagent.vpp import acl
 from vppagent.vpp.acl import Action, Rule as AclRule
 from vppagent.vpp.client import VppClient
@@ -198,15 +198,11 @@ class AclBinding:
         return Key(BINDING_KIND, self.interface.id)
 
 
-class PolicyAclDescriptor:
+class PolicyAclDescriptor(DescriptorBase):
     kind = ACL_KIND
-    retrieve_after: tuple[str, ...] = ()
 
     def key(self, value: PolicyAcl) -> str:
         return value.tag
-
-    def dependencies(self, value: PolicyAcl) -> Iterable[Key]:
-        return ()
 
     def create(self, vpp: VppClient, value: PolicyAcl, resolver: Resolver) -> int:
         return acl.add_acl(vpp, value.rules, value.tag)
@@ -229,11 +225,8 @@ class PolicyAclDescriptor:
         return [Found(PolicyAcl(a.tag, a.rules), a.index) for a in acl.dump_acls(vpp)
                 if a.tag.startswith(TAG_PREFIX)]
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
-
-class AclBindingDescriptor:
+class AclBindingDescriptor(DescriptorBase):
     kind = BINDING_KIND
     retrieve_after: tuple[str, ...] = (ACL_KIND, INTERFACE_KIND)
 
@@ -276,9 +269,6 @@ class AclBindingDescriptor:
             out.append(Found(AclBinding(iface, tuple(k or fill for k in keys_in), tuple(k or fill for k in keys_out)),
                              b.sw_if_index))
         return out
-
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
 
 __all__ = ["ACL_KIND", "AclBinding", "AclBindingDescriptor", "BINDING_KIND", "PolicyAcl", "PolicyAclDescriptor",

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
 from vppagent.vpp import kpol
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -172,18 +172,14 @@ def _gone(e: VppApiError) -> bool:
 # -- descriptors ----------------------------------------------------------------------------------
 
 
-class KpolSetDescriptor:
+class KpolSetDescriptor(DescriptorBase):
     kind = SET_KIND
-    retrieve_after: tuple[str, ...] = ()
 
     def __init__(self, ids: IdPool | None = None):
         self.ids = ids or IdPool(kpol.MAX_SET_ID)
 
     def key(self, value: KpolSet) -> str:
         return value.name
-
-    def dependencies(self, value: KpolSet) -> Iterable[Key]:
-        return ()
 
     def create(self, vpp: VppClient, value: KpolSet, resolver: Resolver) -> int:
         set_id = self.ids.take(value.name)
@@ -227,11 +223,8 @@ class KpolSetDescriptor:
         return [Found(KpolSet(self.ids.name_of(s.set_id, "set"), s.kind, s.members), s.set_id)
                 for s in kpol.dump_ipsets(vpp)]
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
-
-class KpolPolicyDescriptor:
+class KpolPolicyDescriptor(DescriptorBase):
     kind = POLICY_KIND
     retrieve_after: tuple[str, ...] = (SET_KIND,)
 
@@ -285,11 +278,8 @@ class KpolPolicyDescriptor:
                       p.policy_id)
                 for p in kpol.dump_policies(vpp)]
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
-
-class KpolAttachDescriptor:
+class KpolAttachDescriptor(DescriptorBase):
     kind = ATTACH_KIND
     retrieve_after: tuple[str, ...] = (POLICY_KIND, INTERFACE_KIND)
 
@@ -323,9 +313,6 @@ class KpolAttachDescriptor:
             pol = resolver.key_of(POLICY_KIND, policy_id) or Key(POLICY_KIND, f"{ORPHAN}-policy-{policy_id}")
             out.append(Found(KpolAttach(iface, pol), sw))
         return out
-
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
 
 __all__ = ["ATTACH_KIND", "IdPool", "KpolAttach", "KpolAttachDescriptor", "KpolPolicy", "KpolPolicyDescriptor",

@@ -15,7 +15,7 @@ is one VPP request), ``reconciler.register(descriptor)`` once, then pass
 Must not touch: Kubernetes, the agent's queue or threads; VPP only through
 descriptors (which use ``vppagent.vpp``).
 """
-from .descriptor import BatchDescriptor, Descriptor, Found, Key, Request, Resolver
+from .descriptor import BatchDescriptor, Descriptor, DescriptorBase, Found, Key, Request, Resolver
 from .engine import PassResult, Reconciler, ResyncResult
 from .errors import (
     DependencyCycle,
@@ -30,7 +30,8 @@ from .retriable import default_is_retriable
 from .state import Applied, AppliedState, Delta, Failure, Intent, Problem, RetryPolicy
 
 __all__ = [
-    "Applied", "AppliedState", "BatchDescriptor", "Delta", "DependencyCycle", "Descriptor", "DuplicateKind",
+    "Applied", "AppliedState", "BatchDescriptor", "Delta", "DependencyCycle", "Descriptor", "DescriptorBase",
+    "DuplicateKind",
     "Failure", "Found", "Intent", "Key", "ObjectFailed", "PassResult", "Problem", "ReconcileError", "Reconciler",
     "Request", "Resolver", "ResyncFailed", "ResyncResult", "RetryPolicy", "UnknownKind", "VppUnavailable",
     "default_is_retriable",

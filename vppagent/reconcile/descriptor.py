@@ -1,7 +1,8 @@
 """The contract between the reconciler and one kind of VPP object.
 
 Owns: ``Key`` (the identity of a desired or applied object), the
-``Descriptor`` protocol every kind implements, the optional
+``Descriptor`` protocol every kind implements and ``DescriptorBase``, its
+defaults, the optional
 ``BatchDescriptor`` extension for kinds whose operations are single VPP
 requests that can be pipelined, and ``Resolver`` (what a descriptor may ask
 the reconciler about other objects: their handles, or which object a handle
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from vppagent.vpp.client import VppClient
+
+from .retriable import default_is_retriable
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -117,6 +120,26 @@ class Descriptor(Protocol[V]):
     def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[V]]: ...
 
     def is_retriable(self, error: Exception) -> bool: ...
+
+
+class DescriptorBase(Generic[V]):
+    """The defaults of ``Descriptor`` for kinds that do not need more: no kinds read back
+    first, no dependencies, never updated in place (re-created), VPP's verdict on the value
+    decides retries (``default_is_retriable``)."""
+
+    retrieve_after: tuple[str, ...] = ()
+
+    def dependencies(self, value: V) -> Iterable[Key]:
+        return ()
+
+    def can_update(self, old: V, new: V) -> bool:
+        return False
+
+    def update(self, vpp: VppClient, old: V, handle: Any, new: V, resolver: Resolver) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} re-creates its objects, never updates them")
+
+    def is_retriable(self, error: Exception) -> bool:
+        return default_is_retriable(error)
 
 
 @runtime_checkable

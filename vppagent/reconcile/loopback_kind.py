@@ -31,8 +31,7 @@ from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
 
-from .descriptor import Found, Key, Resolver
-from .retriable import default_is_retriable
+from .descriptor import DescriptorBase, Found, Key, Resolver
 
 TAG_PREFIX = "vppagent:lo:"
 KIND = "loopback"
@@ -56,11 +55,10 @@ class Loopback:
         return Key(KIND, self.name)
 
 
-class LoopbackDescriptor:
+class LoopbackDescriptor(DescriptorBase):
     """Loopbacks by tag; not batchable (create, tag and admin-up depend on each other)."""
 
     kind = KIND
-    retrieve_after: tuple[str, ...] = ()
 
     def __init__(self, *, instance_base: int = 3000, instance_count: int = 1000):
         self.instance_base = instance_base
@@ -69,9 +67,6 @@ class LoopbackDescriptor:
 
     def key(self, value: Loopback) -> str:
         return value.name
-
-    def dependencies(self, value: Loopback) -> Iterable[Key]:
-        return ()
 
     def create(self, vpp: VppClient, value: Loopback, resolver: Resolver) -> int:
         sw_if_index = self._create_in_range(vpp)
@@ -162,5 +157,3 @@ class LoopbackDescriptor:
                 out.append(Found(Loopback(f"#untagged{i.sw_if_index}", i.admin_up), i.sw_if_index))
         return out
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)

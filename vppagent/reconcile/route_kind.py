@@ -27,8 +27,7 @@ from vppagent.vpp import routes
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 
-from .descriptor import Found, Key, Request, Resolver
-from .retriable import default_is_retriable
+from .descriptor import DescriptorBase, Found, Key, Request, Resolver
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -76,7 +75,7 @@ class OwnedRoute:
 Owns = Callable[[int, IpNetwork], bool]
 
 
-class RouteDescriptor:
+class RouteDescriptor(DescriptorBase):
     """Routes of one feature; batchable (one ``ip_route_add_del`` per operation)."""
 
     def __init__(self, kind: str, owns: Owns, tables: Callable[[], Iterable[tuple[int, bool]]],
@@ -175,5 +174,3 @@ class RouteDescriptor:
                 return key
         return Key(FOREIGN_INTERFACE, sw_if_index)
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)

@@ -20,7 +20,7 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Resolver
 from vppagent.vpp import ksvc
 from vppagent.vpp.client import VppClient
 
@@ -37,18 +37,14 @@ def from_translation(t: ServiceTranslation, timeout_s: int | None) -> ksvc.KsvcS
     return ksvc.KsvcService(t.vip, int(t.proto), t.port, tuple((b.address, b.port) for b in t.backends), timeout)
 
 
-class AffinityDescriptor:
+class AffinityDescriptor(DescriptorBase):
     kind = KIND
-    retrieve_after: tuple[str, ...] = ()
 
     def __init__(self, owns_vip: Callable[[IpAddress], bool]):
         self._owns_vip = owns_vip
 
     def key(self, value: ksvc.KsvcService) -> Any:
         return value.key
-
-    def dependencies(self, value: ksvc.KsvcService) -> Iterable[Key]:
-        return ()
 
     def create(self, vpp: VppClient, value: ksvc.KsvcService, resolver: Resolver) -> Any:
         ksvc.service_update(vpp, value)
@@ -69,9 +65,6 @@ class AffinityDescriptor:
         if not ksvc.available(vpp):
             return []
         return [Found(s) for s in ksvc.service_dump(vpp) if self._owns_vip(s.vip)]
-
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
 
 __all__ = ["AffinityDescriptor", "DEFAULT_TIMEOUT_S", "KIND", "from_translation"]

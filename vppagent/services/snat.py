@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from vppagent.reconcile import Found, Key, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Resolver
 from vppagent.vpp import cnat, ksvc
 from vppagent.vpp.client import VppClient
 
@@ -53,17 +53,13 @@ class SnatConfig:
     complete: bool = True
 
 
-class SnatDescriptor:
+class SnatDescriptor(DescriptorBase):
     """The default cnat SNAT entry (one object, key ``default``)."""
 
     kind = KIND
-    retrieve_after: tuple[str, ...] = ()
 
     def key(self, value: SnatConfig) -> Hashable:
         return "default"
-
-    def dependencies(self, value: SnatConfig) -> Iterable[Key]:
-        return ()
 
     def create(self, vpp: VppClient, value: SnatConfig, resolver: Resolver) -> None:
         # The addresses first: exclusions and policy hang off the entry they make.
@@ -95,9 +91,6 @@ class SnatDescriptor:
         if got is None:
             return []
         return [Found(SnatConfig(got.ip4, got.ip6, complete=False))]
-
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
 
 class InterfaceRole(StrEnum):

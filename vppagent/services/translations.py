@@ -30,7 +30,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vppagent.reconcile import Found, Key, Request, Resolver, default_is_retriable
+from vppagent.reconcile import DescriptorBase, Found, Request, Resolver
 from vppagent.vpp import cnat
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -114,7 +114,7 @@ _NO_SOURCE = tuple({"addr": zero, "sw_if_index": cnat.NO_INTERFACE, "if_af": af,
                    for af, zero in ((0, ipaddress.IPv4Address(0)), (1, ipaddress.IPv6Address(0))))
 
 
-class TranslationDescriptor:
+class TranslationDescriptor(DescriptorBase):
     """cnat translations of Services; batchable (update is an upsert returning the id).
 
     ``owns(vip, port)``: is a translation on this VIP:port the agent's.
@@ -124,7 +124,6 @@ class TranslationDescriptor:
     """
 
     kind = KIND
-    retrieve_after: tuple[str, ...] = ()
 
     def __init__(self, owns: Callable[[IpAddress, int], bool],
                  is_node_address: Callable[[IpAddress], bool] = lambda ip: False,
@@ -135,9 +134,6 @@ class TranslationDescriptor:
 
     def key(self, value: ServiceTranslation) -> Hashable:
         return value.key
-
-    def dependencies(self, value: ServiceTranslation) -> Iterable[Key]:
-        return ()
 
     def create(self, vpp: VppClient, value: ServiceTranslation, resolver: Resolver) -> int:
         return cnat.update_translation(vpp, value.spec())
@@ -203,5 +199,3 @@ class TranslationDescriptor:
                 flow_hash=want.flow_hash if want is not None else 0), handle=t.id))
         return out
 
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
