@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from vppagent.iptypes import IpNetwork
+
 
 ENV_CONFIG = "VPPAGENT_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -22,16 +22,16 @@ import os
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from vppagent.cni.atomic import CorruptFile, read_json, write_json
+from vppagent.iptypes import IpAddress as IP
+from vppagent.iptypes import IpNetwork as Net
 
 log = logging.getLogger(__name__)
 
-IP = Union[IPv4Address, IPv6Address]
-Net = Union[IPv4Network, IPv6Network]
 Key = tuple[str, str]
 
 SNAPSHOT_VERSION = 1

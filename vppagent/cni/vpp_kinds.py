@@ -43,6 +43,7 @@ from vppagent.vpp import af_packet, interfaces, memif, neighbors, tap
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
+from vppagent.iptypes import IpNetwork
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ GATEWAY4 = "169.254.1.1"
 GATEWAY6 = "fe80::1"
 GATEWAY_NAME = "pod-gateway"
 _TAG_MAX = 63
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def gateway_loopback(table_id: int) -> Loopback:

@@ -30,7 +30,6 @@ the values of the kinds (all ``repr=False`` on secrets).
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import Node, ObjectKey
 from vppagent.reconcile import Intent, Key, Problem
 from vppagent.reconcile.route_kind import Hop, OwnedRoute
+from vppagent.iptypes import IpAddress, IpNetwork
 
 from . import encryption as enc
 from .ipsec_kind import KIND as IPSEC_KIND, EspSa, IpsecDescriptor, IpsecProtection
@@ -59,8 +59,6 @@ from .wireguard_kind import (DEFAULT_KEEPALIVE_S, DEFAULT_PORT, KIND as WG_KIND,
 
 log = logging.getLogger(__name__)
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MODES = ("flat", "ipip", "vxlan")
 WG_NAME = "node"
 IPSEC_KEY_FILE = "ipsec.key"

@@ -27,7 +27,6 @@ Must not touch: the tunnel interface itself (``node-tunnel``), routes.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,12 +36,11 @@ from vppagent.vpp import ipsec
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
+from vppagent.iptypes import IpAddress
 
 from .tunnel_kind import KIND as TUNNEL_KIND
 
 KIND = "node-ipsec"
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ modes), pod routes.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Sequence
 
 from vppagent.feature import Feature
@@ -26,8 +25,8 @@ from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import ObjectKey
 from vppagent.reconcile import Intent, Problem
 from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
+from vppagent.iptypes import IpNetwork
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 KIND = "node-route"
 
@@ -57,7 +56,6 @@ class ClusterRouteScope:
     def owns(self, table_id: int, prefix: IpNetwork) -> bool:
         return (table_id == self.table_id and prefix.prefixlen < prefix.max_prefixlen
                 and self._in_cluster(prefix) and not self._overlaps_own(prefix))
-
 
 
 class NodeRoutes(ClusterRouteScope, Feature):

@@ -39,6 +39,7 @@ from vppagent.vpp import features, interfaces, ipsec, neighbors, tunnels
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
+from vppagent.iptypes import IpAddress
 
 KIND = "node-tunnel"
 TAG_PREFIX = "vppagent:tun:"
@@ -49,8 +50,6 @@ DEFAULT_VNI = 7000
 # never put in the FIB; the MAC is never sent: the tunnel has no L2 rewrite).
 VXLAN_NEXT_HOP = ipaddress.IPv4Address("169.254.0.2")
 _VXLAN_NEIGHBOR_MAC = "02:00:00:00:00:01"
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 DecapNext = Callable[[VppClient, bool], int]

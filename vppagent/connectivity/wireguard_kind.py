@@ -14,7 +14,6 @@ Must not touch: keys on disk (``ipsec.keys``), routes through the interface.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from vppagent.vpp import features, interfaces, wireguard
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
+from vppagent.iptypes import IpAddress, IpNetwork
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,6 @@ PEER_KIND = "node-wg-peer"
 TAG_PREFIX = "vppagent:wg:"
 DEFAULT_PORT = 51820
 DEFAULT_KEEPALIVE_S = 25
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)

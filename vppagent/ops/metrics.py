@@ -36,13 +36,15 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from vppagent.iptypes import U32_NONE
+
 from .views import AgentView, PodRef, snapshot
 
 log = logging.getLogger(__name__)
 
 RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 POLICY_COUNTERS_DUMP = "kpol_counters_dump"
-_ALL_POLICIES = 0xFFFFFFFF
+_ALL_POLICIES = U32_NONE
 _DIRECTIONS = {0: "ingress", 1: "egress"}  # kp_dir_t
 
 

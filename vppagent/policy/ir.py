@@ -26,10 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-IpAddress = IPv4Address | IPv6Address
-IpNetwork = IPv4Network | IPv6Network
+from vppagent.iptypes import IpAddress, IpNetwork
+
 
 PROTO_ANY = 0
 PROTO_ICMP = 1

@@ -18,7 +18,6 @@ key; the interface's own descriptor creates it), routes outside ``owns``.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +25,10 @@ from typing import Any
 from vppagent.vpp import routes
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
+from vppagent.iptypes import IpAddress, IpNetwork
 
 from .descriptor import DescriptorBase, Found, Key, Request, Resolver
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # The kind of key a hop gets when retrieve finds an interface no registered
 # interface kind knows: it never equals a desired hop, so the route is fixed.

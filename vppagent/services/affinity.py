@@ -16,20 +16,18 @@ is inside its service CIDRs (the others are never touched).
 """
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from vppagent.reconcile import DescriptorBase, Found, Resolver
 from vppagent.vpp import ksvc
 from vppagent.vpp.client import VppClient
+from vppagent.iptypes import IpAddress
 
 from .translations import ServiceTranslation
 
 KIND = "ksvc-service"
 DEFAULT_TIMEOUT_S = 10800  # Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def from_translation(t: ServiceTranslation, timeout_s: int | None) -> ksvc.KsvcService:

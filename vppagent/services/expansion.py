@@ -44,11 +44,10 @@ from vppagent.model.k8s import (
 )
 from vppagent.reconcile import Problem
 from vppagent.vpp import cnat
+from vppagent.iptypes import IpAddress, IpNetwork
 
 from .translations import Backend, ServiceTranslation
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 LB_ANNOTATION = "vppagent.io/lb"
 LB_MODES = {"hash": cnat.LbType.DEFAULT, "maglev": cnat.LbType.MAGLEV}

@@ -37,6 +37,7 @@ from vppagent.model.k8s.service import ServiceType, SessionAffinity
 from vppagent.reconcile import Delta, Descriptor, Intent, Problem
 from vppagent.vpp import ksvc
 from vppagent.vpp.client import VppClient
+from vppagent.iptypes import IpAddress, IpNetwork
 
 from . import affinity, reject
 from . import snat as snat_kind
@@ -45,8 +46,6 @@ from .translations import KIND, ServiceTranslation, TranslationDescriptor, Trans
 
 log = logging.getLogger(__name__)
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALL_HASH_FIELDS = ("src-ip", "dst-ip", "src-port", "dst-port", "proto")
 

@@ -27,12 +27,10 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from vppagent.reconcile import Intent
 from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
 from vppagent.vpp import routes
+from vppagent.iptypes import IpAddress, IpNetwork
 
 KIND = "service-reject"
 _UNREACH = (Hop(type=routes.PathType.ICMP_UNREACH),)
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def reject_routes(vip: IpAddress, tables: Sequence[int]) -> list[OwnedRoute]:

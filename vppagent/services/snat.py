@@ -37,8 +37,8 @@ from typing import Any
 from vppagent.reconcile import DescriptorBase, Found, Resolver
 from vppagent.vpp import cnat, ksvc
 from vppagent.vpp.client import VppClient
+from vppagent.iptypes import IpNetwork
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 KIND = "cnat-snat"
 

@@ -35,8 +35,8 @@ from vppagent.vpp import cnat
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
+from vppagent.iptypes import IpAddress
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 KIND = "cnat-translation"
 OWNED_PROTOS = frozenset((cnat.Proto.TCP, cnat.Proto.UDP, cnat.Proto.SCTP))

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Iterable, Sequence
 
+from vppagent.iptypes import IpNetwork, U32_NONE
+
 from .client import VppClient
 
 MESSAGES = (
@@ -33,12 +35,10 @@ MESSAGES = (
     "acl_interface_list_dump",
 )
 
-ALL = 0xFFFFFFFF
-NEW = 0xFFFFFFFF  # acl_index asking VPP to allocate a new ACL
+ALL = U32_NONE
+NEW = U32_NONE  # acl_index asking VPP to allocate a new ACL
 MAX_TAG = 63  # bytes; VPP refuses a 64-byte tag (no room for its NUL)
 MAX_ACLS_PER_INTERFACE = 255  # the u8 count of acl_interface_set_acl_list
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Action(IntEnum):

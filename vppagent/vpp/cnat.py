@@ -34,6 +34,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
+from vppagent.iptypes import IpAddress, IpNetwork, U32_NONE
+
 from .client import VppClient
 from .errors import VppApiError, VppError
 from .retvals import Retval
@@ -52,9 +54,7 @@ MESSAGES = (
     "feature_cnat_enable_disable",
 )
 
-NO_INTERFACE = 0xFFFFFFFF
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+NO_INTERFACE = U32_NONE
 
 # Path flag bits that belong to the API; the others (ACTIVE, MARKED_FOR_DELETE)
 # are VPP's own tracker state that leaks into the dump.

@@ -9,9 +9,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from enum import IntEnum
+
+from vppagent.iptypes import IpInterface, U32_NONE
+
 from .client import VppClient
 
-ALL = 0xFFFFFFFF  # "~0": every interface, in dump filters
+ALL = U32_NONE  # "~0": every interface, in dump filters
 
 MESSAGES = (
     "create_loopback",
@@ -56,9 +59,6 @@ class Interface:
     mtu: int  # L3 MTU
     link_mtu: int
     mac: str
-
-
-IpInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 def create_loopback(vpp: VppClient, *, instance: int | None = None, mac: str | None = None) -> int:

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 from typing import Sequence
 
+from vppagent.iptypes import IpAddress, U32_NONE
+
 from .client import VppClient
 from .errors import VppApiError, VppError
 
@@ -48,14 +50,12 @@ MESSAGES = (
     "ipsec_tunnel_protect_dump",
 )
 
-ALL = 0xFFFFFFFF
-AUTO_INSTANCE = 0xFFFFFFFF
-NO_INTERFACE = 0xFFFFFFFF
+ALL = U32_NONE
+AUTO_INSTANCE = U32_NONE
+NO_INTERFACE = U32_NONE
 IPSEC_UDP_PORT = 4500
 MAX_SA_IN = 4  # inbound SAs per protection (VPP's ITP_MAX_N_SA_IN)
 MAX_KEY_LEN = 128
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class Protocol(IntEnum):

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from vppagent.iptypes import IpAddress, U32_NONE
+
 from .client import VppClient
 from .plugin_crcs import offers
 from .errors import VppApiError, VppApiItemError, VppError
@@ -39,12 +41,10 @@ MESSAGES = (
     "kpol_flow_stats",
 )
 
-ALL = 0xFFFFFFFF
+ALL = U32_NONE
 MAX_SET_ID = 1 << 20  # kpol_core.h KP_MAX_SET_ID
 MAX_POLICY_ID = 1 << 20
 MAX_BATCH = 1 << 20  # members or items per message (kpol.c KPOL_MAX_BATCH)
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class SetKind(IntEnum):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from vppagent.iptypes import IpAddress, U32_NONE
+
 from .client import VppClient
 from .errors import VppApiItemError, VppError
 from .plugin_crcs import offers
@@ -35,9 +37,7 @@ MESSAGES = (
 PROTO_TCP, PROTO_UDP, PROTO_SCTP = 6, 17, 132
 MAX_BACKENDS = 1024  # ksvc_core.h KS_MAX_BACKENDS
 MAX_TIMEOUT_S = 86400  # KS_MAX_TIMEOUT_S
-NO_INDEX = 0xFFFFFFFF
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NO_INDEX = U32_NONE
 
 
 class KsvcError(VppError):

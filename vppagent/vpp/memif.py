@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from vppagent.iptypes import U32_NONE
+
 from .client import VppClient
 
 MESSAGES = (
@@ -19,7 +21,7 @@ MESSAGES = (
     "memif_dump",
 )
 
-AUTO_SOCKET_ID = 0xFFFFFFFF
+AUTO_SOCKET_ID = U32_NONE
 
 
 class Role(IntEnum):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from vppagent.iptypes import IpAddress, U32_NONE
+
 from .client import VppClient
 
 MESSAGES = (
@@ -22,10 +24,9 @@ MESSAGES = (
     "ip6nd_proxy_add_del",
 )
 
-ALL = 0xFFFFFFFF
+ALL = U32_NONE
 _STATIC = 1
 _NO_FIB_ENTRY = 2
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)

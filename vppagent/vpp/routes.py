@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Iterable
 
+from vppagent.iptypes import IpAddress, IpNetwork, U32_NONE
+
 from .client import VppClient
 from .errors import VppApiError
 from .retvals import Retval
@@ -23,9 +25,7 @@ MESSAGES = (
     "ip_route_lookup",
 )
 
-NO_INTERFACE = 0xFFFFFFFF
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NO_INTERFACE = U32_NONE
 
 
 class PathType(IntEnum):

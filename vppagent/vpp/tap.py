@@ -12,11 +12,13 @@ import os
 from dataclasses import dataclass
 from enum import IntFlag
 
+from vppagent.iptypes import U32_NONE
+
 from .client import VppClient
 
 MESSAGES = ("tap_create_v3", "tap_delete_v2", "sw_interface_tap_v2_dump")
 
-AUTO_ID = 0xFFFFFFFF
+AUTO_ID = U32_NONE
 
 
 class TapFlags(IntFlag):
@@ -96,5 +98,5 @@ def dump(vpp: VppClient) -> list[Tap]:
     return [
         Tap(d.sw_if_index, d.id, d.dev_name, d.host_if_name, d.host_namespace, d.host_mtu_size,
             TapFlags(int(d.tap_flags)))
-        for d in vpp.dump("sw_interface_tap_v2_dump", sw_if_index=0xFFFFFFFF)
+        for d in vpp.dump("sw_interface_tap_v2_dump", sw_if_index=U32_NONE)
     ]

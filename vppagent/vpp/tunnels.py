@@ -22,6 +22,8 @@ import ipaddress
 from dataclasses import dataclass, replace
 from enum import IntEnum, IntFlag
 
+from vppagent.iptypes import IpAddress, U32_NONE
+
 from .client import VppClient
 
 MESSAGES = (
@@ -32,12 +34,10 @@ MESSAGES = (
     "vxlan_tunnel_v2_dump",
 )
 
-ALL = 0xFFFFFFFF
-AUTO_INSTANCE = 0xFFFFFFFF
-NO_INTERFACE = 0xFFFFFFFF
+ALL = U32_NONE
+AUTO_INSTANCE = U32_NONE
+NO_INTERFACE = U32_NONE
 VXLAN_PORT = 4789
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TunnelMode(IntEnum):

@@ -31,6 +31,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from vppagent.iptypes import IpAddress, IpNetwork, U32_NONE
+
 from .client import VppClient
 from .errors import VppApiError, VppError
 
@@ -43,12 +45,9 @@ MESSAGES = (
     "wireguard_peers_dump",
 )
 
-ALL = 0xFFFFFFFF
-AUTO_INSTANCE = 0xFFFFFFFF
+ALL = U32_NONE
+AUTO_INSTANCE = U32_NONE
 KEY_LEN = 32
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class NotAWireguardInterface(VppError):

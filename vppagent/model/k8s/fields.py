@@ -14,10 +14,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NoReturn, TypeVar
 
-from .errors import InvalidObject
+from vppagent.iptypes import IpAddress as IPAddress
+from vppagent.iptypes import IpNetwork as IPNetwork
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from .errors import InvalidObject
 
 # IANA service names (RFC 6335), which Kubernetes uses for named ports.
 _IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
