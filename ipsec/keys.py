@@ -138,6 +138,7 @@ def load(path: str | os.PathLike[str]) -> NodeKey:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)  # a pre-existing hostPath directory is 0755: keys are private
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp makes it 0600
     try:
         os.fchmod(fd, 0o600)

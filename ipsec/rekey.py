@@ -165,6 +165,7 @@ class EpochStore:
 
     def store(self, epoch: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path.parent, 0o700)  # as the key files' directory (keys.py)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             os.write(fd, f"{epoch}\n".encode())

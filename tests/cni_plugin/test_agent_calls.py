@@ -231,3 +231,17 @@ def test_unexpected_exception_is_code_101_not_a_traceback(agent, monkeypatch):
     out = handle(cni_env("ADD"), dumps(spec_netconf(agent.socket)))
     assert (out.exit_code, out.document["code"]) == (1, 101)
     assert "KeyError" in out.document["details"] and "surprise" in out.document["details"]
+
+
+def test_a_netconf_larger_than_the_agent_takes_is_a_final_error_not_code_100(agent):
+    # 5 MB of prevResult-like padding: over gRPC's 4 MiB message limit
+    doc = spec_netconf(agent.socket, padding="x" * (5 << 20))
+    out = handle(cni_env("ADD"), dumps(doc))
+    assert (out.exit_code, out.document["code"]) == (1, plugin.ERR_INVALID_NETCONF), out.document
+    assert "too large" in out.document["msg"] and agent.calls("Add") == []
+
+
+def test_the_agent_refusing_the_size_is_final_too(agent):
+    agent.abort("Add", grpc.StatusCode.RESOURCE_EXHAUSTED, "Received message larger than max")
+    out = handle(cni_env("ADD"), dumps(spec_netconf(agent.socket)))
+    assert (out.exit_code, out.document["code"]) == (1, plugin.ERR_INVALID_NETCONF), out.document

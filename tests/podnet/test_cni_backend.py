@@ -125,6 +125,11 @@ def test_add_is_idempotent_and_del_of_unknown_or_vanished_pods_succeeds(pods: Po
         assert err is not None and err.code == 105
 
         assert h.delete(container_id(99), ns) is None  # never attached
+        # an ID too long to be recorded: ADD refuses it up front, a DEL of it succeeds
+        _, err = h.add("a" * 300, other_ns)
+        assert err is not None and err.code == 4 and "too long" in err.msg, err
+        assert h.delete("a" * 300, ns) is None
+        assert len(pod_interfaces(h.vpp)) == 1
         pods.drop(ns)  # the runtime removed the sandbox first
         assert h.delete(cid, ns) is None
         assert pod_interfaces(h.vpp) == {} and host_links() == set()

@@ -3,6 +3,7 @@ gcc-built deterministic driver. Both decode bytes into set/member/policy/attach/
 operations and abort on any broken invariant or sanitizer report."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import CORE_SOURCES, SANITIZE, compile_c, copy_core
+
+FUZZ_SECONDS = 60  # per target, in every run of the suite (CI included)
 
 
 def test_deterministic_fuzz_driver_finds_no_broken_invariant(build_dir: Path):
@@ -45,7 +48,10 @@ def test_libfuzzer_run_finds_nothing(build_dir: Path, tmp_path: Path):
                     ["-O1", "-DKP_LIBFUZZER", "-fsanitize=fuzzer,address,undefined"], cc="clang")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    res = subprocess.run([str(exe), "-runs=30000", "-max_len=2048", "-seed=1", str(corpus)],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    # A time budget, not a run count: 30,000 runs stopped short of what a minute finds
+    # (ksvc's stale-session bug took ~107k runs, vpp_plugins/ksvc/core/fuzz_seeds.txt).
+    res = subprocess.run([str(exe), f"-max_total_time={FUZZ_SECONDS}", "-max_len=2048", "-seed=1", str(corpus)],
+                         capture_output=True, text=True, timeout=FUZZ_SECONDS + 240, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "Done 30000 runs" in res.stderr
+    m = re.search(r"Done (\d+) runs", res.stderr)
+    assert m and int(m.group(1)) > 1000, res.stderr[-1000:]

@@ -22,6 +22,14 @@ class CorruptFile(ValueError):
         self.reason = reason
 
 
+def private_dir(directory: Path) -> Path:
+    """``directory``, created if missing, readable by its owner only (0700) even if it existed
+    (kubelet creates hostPath directories 0755), as the state and key directories must be."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    return directory
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -26,7 +26,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from vppagent.cni.atomic import CorruptFile, read_json, write_json
+from vppagent.cni.atomic import CorruptFile, private_dir, read_json, write_json
 from vppagent.iptypes import IpAddress as IP
 from vppagent.iptypes import IpNetwork as Net
 
@@ -154,7 +154,8 @@ class Ipam:
         self._snapshot_every = max(1, snapshot_every)
         self._lock = threading.Lock()
         self._since_snapshot = 0
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(Path(state_dir))
+        private_dir(self.dir)
         self._lock_fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         self._journal_fd = -1
         try:

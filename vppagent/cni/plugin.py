@@ -39,6 +39,11 @@ ERR_AGENT_UNREACHABLE = 100
 ERR_INTERNAL = 101
 ERR_AGENT_BAD_REPLY = 102
 
+# A request travels to the agent as one gRPC message, whose default limit is 4 MiB; a network
+# configuration is a few KB (prevResult included). Larger input is refused here, finally,
+# instead of coming back from gRPC as a retryable "agent unreachable".
+MAX_NETCONF_BYTES = 1 << 20
+
 # The spec's rules for names (libcni applies the same ones).
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 _IFNAMSIZ = 16
@@ -373,6 +378,9 @@ class AgentClient:
                             f"vppagent did not answer: timed out after {self._timeout:g} s", details)
         if status == self._grpc.StatusCode.UNAVAILABLE:
             return CniError(ERR_AGENT_UNREACHABLE, "vppagent unreachable", details)
+        if status == self._grpc.StatusCode.RESOURCE_EXHAUSTED:
+            # The same request would fail the same way: not the retryable 100.
+            return CniError(ERR_INVALID_NETCONF, "the request is larger than vppagent accepts", details)
         return CniError(ERR_AGENT_UNREACHABLE, f"vppagent failed the call ({name})", details)
 
 
@@ -438,6 +446,9 @@ def handle(env: Mapping[str, str], stdin: bytes | str) -> Outcome:
         if inv.command == "VERSION":
             return Outcome(0, {"cniVersion": LATEST_VERSION, "supportedVersions": SUPPORTED_VERSIONS})
         raw = stdin.encode() if isinstance(stdin, str) else stdin
+        if len(raw) > MAX_NETCONF_BYTES:
+            raise CniError(ERR_INVALID_NETCONF, "network configuration is too large",
+                           f"{len(raw)} bytes on stdin; the limit is {MAX_NETCONF_BYTES}")
         doc = _parse_json(raw)
         if isinstance(doc.get("cniVersion"), str) and doc["cniVersion"] in SUPPORTED_VERSIONS:
             version = doc["cniVersion"]

@@ -36,6 +36,7 @@ from typing import Any
 
 from vppagent.cni import linux, pool, vpp_kinds
 from vppagent.cni.pool import SparePool
+from vppagent.cni.atomic import private_dir
 from vppagent.cni.ipam import Ipam, IpamError, RangeExhausted
 from vppagent.cni.rcu import RcuExpedited
 from vppagent.cni.store import AttachmentStore
@@ -139,7 +140,7 @@ class PodNetwork(Feature):
         self._submit = submit
         self._ready = ready
         state_dir = Path(state_dir)
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(state_dir)
         self.ipam = Ipam(state_dir / "ipam")
         self.store = AttachmentStore(state_dir)
         self._lock = threading.Lock()
@@ -306,6 +307,10 @@ class PodNetwork(Feature):
     def add(self, call: CniCall) -> dict[str, Any]:
         """Attach the pod; returns the CNI 1.0.0 result (without cniVersion)."""
         _validate(call, need_netns=True)
+        if not self.store.can_hold(*call.key):
+            # Refused before any step: an attachment that cannot be recorded could not be recovered.
+            raise CniFailure(ERR_INVALID_ENV, "CNI_CONTAINERID is too long to be recorded",
+                             f"{len(call.container_id)} characters")
         with self.pool.cni_call(), self._container_lock(call.container_id):
             with self._lock:
                 existing = self._attachments.get(call.key)
@@ -440,6 +445,12 @@ class PodNetwork(Feature):
 
     def delete(self, call: CniCall) -> None:
         _validate(call, need_netns=False)
+        if not self.store.can_hold(*call.key):
+            # No ADD of this key can have succeeded (it is refused up front): a DEL of something
+            # unknown succeeds, as the CNI spec asks.
+            log.info("DEL of an attachment that cannot exist: nothing to do",
+                     extra={"container": call.container_id[:64], "ifname": call.ifname})
+            return
         with self.pool.cni_call(), self._container_lock(call.container_id):
             with self._lock:
                 a = self._attachments.get(call.key)

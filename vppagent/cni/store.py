@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from urllib.parse import quote
 
-from vppagent.cni.atomic import CorruptFile, fsync_dir, read_json, write_json
+from vppagent.cni.atomic import CorruptFile, fsync_dir, private_dir, read_json, write_json
 from vppagent.model.podnet import Attachment, InvalidAttachment
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ class StoreError(RuntimeError):
 class AttachmentStore:
     def __init__(self, state_dir: Path):
         self.dir = Path(state_dir) / "attachments"
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(Path(state_dir))
+        private_dir(self.dir)
         # Writes are atomic on their own; the lock only keeps quarantine
         # renames from racing a concurrent put of the same key.
         self._lock = threading.Lock()
@@ -45,6 +46,14 @@ class AttachmentStore:
             raise StoreError(f"container id too long for a file name ({len(container_id)} chars)",
                              container_id, ifname)
         return self.dir / name
+
+    def can_hold(self, container_id: str, ifname: str) -> bool:
+        """Whether an attachment of this key can be recorded (its file name fits)."""
+        try:
+            self._path(container_id, ifname)
+        except StoreError:
+            return False
+        return True
 
     def put(self, a: Attachment) -> None:
         path = self._path(a.container_id, a.ifname)

@@ -7,7 +7,8 @@
  * raw bytes through ks_parse/ks_rewrite. The model holds what must be true:
  *  - a DNAT goes to a backend of the service as it is now;
  *  - a live session (not expired, service not re-created, backend still in
- *    the set) keeps its backend, and its replies come back from its VIP;
+ *    the set) keeps its backend, and its replies come back from its VIP; a
+ *    packet that finds its session dead ends it for good;
  *  - a new flow of a client with a fresh affinity entry whose backend is
  *    still in the set goes to that backend (until an affinity eviction);
  *  - a rejected update changes nothing; rewrites keep checksums valid.
@@ -195,7 +196,10 @@ static void op_forward(fz_t *f, rd_t *r) {
     if (res.action != KS_PASS) FAIL("packet to a missing service: %s", ks_action_name(res.action));
     return;
   }
-  if (s && sess_live(f, s)) {
+  /* A flow's packet that finds its session expired or stale (backend gone, service re-created)
+   * ends it, whatever follows: re-adding the backend later does not revive it. */
+  if (s && !sess_live(f, s)) s->used = 0;
+  if (s && s->used) {
     if (res.action != KS_DNAT || memcmp(res.addr.b, s->be.addr.b, 16) || res.port != s->be.port)
       FAIL("live session lost its backend (%s)", ks_action_name(res.action));
     s->last = f->now;
