@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import subprocess
 import threading
@@ -339,3 +340,21 @@ def test_the_agents_own_netns_is_never_a_pod_and_a_reused_netns_path_is_left_alo
         assert h.delete(cid, ns) is None
         assert pods.exec(ns, "ip", "link", "show", "eth0").returncode == 0  # not ours: untouched
         assert pod_interfaces(h.vpp) == {} and host_links() == set()
+
+
+def test_a_memif_annotation_that_is_not_a_boolean_is_reported_and_gives_no_memif(pods: Pods, caplog) -> None:
+    # Reported as every refused input is: a warning here, and an Event where the agent has a
+    # recorder (the path tests/agent covers); this harness has none, so the log is checked.
+    caplog.set_level(logging.WARNING, logger="vppagent.agent")
+    with running_agent() as h:
+        pod = k.pod("dpdk-app", node="node-1")
+        pod["metadata"]["annotations"] = {"vppagent.io/memif": "maybe"}
+        h.fake.add(pod)
+        wait_for(lambda: any(getattr(r, "reason", "") == "InvalidMemifAnnotation" for r in caplog.records), 10,
+                 "the problem reported")
+        assert any("'maybe'" in r.getMessage() for r in caplog.records)
+        ns, cid = pods.netns(1), container_id(1)
+        result, err = h.add(cid, ns, pod="dpdk-app")
+        assert err is None, err
+        assert "memif0" not in [i["name"] for i in result["interfaces"]] and memif.dump(h.vpp) == []
+        assert h.delete(cid, ns, pod="dpdk-app") is None

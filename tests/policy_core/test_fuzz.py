@@ -3,6 +3,7 @@ gcc-built deterministic driver. Both decode bytes into set/member/policy/attach/
 operations and abort on any broken invariant or sanitizer report."""
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -48,6 +49,9 @@ def test_libfuzzer_run_finds_nothing(build_dir: Path, tmp_path: Path):
                     ["-O1", "-DKP_LIBFUZZER", "-fsanitize=fuzzer,address,undefined"], cc="clang")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
+    seeds = Path(__file__).resolve().parents[2] / "vpp_plugins" / "kpol" / "core" / "fuzz_seeds.txt"
+    for i, line in enumerate(ln for ln in seeds.read_text().splitlines() if ln.strip() and not ln.startswith("#")):
+        (corpus / f"seed-{i}").write_bytes(base64.b64decode(line))  # replayed first: the regressions
     # A time budget, not a run count: 30,000 runs stopped short of what a minute finds
     # (ksvc's stale-session bug took ~107k runs, vpp_plugins/ksvc/core/fuzz_seeds.txt).
     res = subprocess.run([str(exe), f"-max_total_time={FUZZ_SECONDS}", "-max_len=2048", "-seed=1", str(corpus)],

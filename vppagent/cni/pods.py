@@ -63,6 +63,7 @@ ERR_CHECK_FAILED = 104
 ERR_DUPLICATE = 105
 
 MEMIF_ANNOTATION = "vppagent.io/memif"
+INVALID_MEMIF = "InvalidMemifAnnotation"
 MEMIF_IFNAME = "memif0"
 _IFNAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -198,6 +199,8 @@ class PodNetwork(Feature):
                 problems.append(Problem(node.key, "InvalidPodCIDR", str(e)))
         pods = {(p.namespace, p.name): p for p in getattr(cluster, "others", {}).values()
                 if getattr(p, "KIND", "") == "Pod"}
+        problems += [_memif_problem(p) for p in pods.values()
+                     if p.node_name == self.node_name and not _memif_annotation_valid(p)]
         with self._lock:
             self._pods = pods
             attachments = list(self._attachments.values())
@@ -300,7 +303,7 @@ class PodNetwork(Feature):
     def _pod_wants_memif(self, call: CniCall) -> bool:
         with self._lock:
             pod = self._pods.get(call.pod)
-        return bool(pod is not None and str(pod.annotations.get(MEMIF_ANNOTATION, "")).lower() == "true")
+        return bool(pod is not None and str(pod.annotations.get(MEMIF_ANNOTATION, "")).strip().lower() == "true")
 
     # -- ADD ----------------------------------------------------------------------------------
 
@@ -572,6 +575,18 @@ def _choose_driver(driver: str) -> Driver:
 def _host_iface(ip: Any) -> str:
     addr = ipaddress.ip_address(ip)
     return f"{addr}/{addr.max_prefixlen}"
+
+
+def _memif_annotation_valid(pod: Any) -> bool:
+    value = pod.annotations.get(MEMIF_ANNOTATION)
+    return value is None or str(value).strip().lower() in ("true", "false")
+
+
+def _memif_problem(pod: Any) -> Problem:
+    """A memif annotation that is neither "true" nor "false": the pod gets no memif, and is told why."""
+    value = pod.annotations.get(MEMIF_ANNOTATION)
+    return Problem(pod.key, INVALID_MEMIF, f"{pod.key}: annotation {MEMIF_ANNOTATION}={value!r} is not "
+                   '"true" or "false"; the pod gets no memif interface')
 
 
 def _validate(call: CniCall, *, need_netns: bool) -> None:

@@ -328,7 +328,8 @@ static void run(const uint8_t *data, size_t size) {
       if (!v.flow_hit && v.reason != KP_REASON_TABLE_FULL &&
           (e.allowed != v.allowed || e.rule != v.rule || e.reason != v.reason))
         abort_with("process differs from evaluate");
-      /* only member adds leave cached flows valid, and adds only grant */
+      /* only member adds leave cached flows valid, and they only grant (a NetSet's except
+       * is an add that denies: the core re-evaluates flows after it) */
       if (v.flow_hit && v.reason != KP_REASON_REPLY && !e.allowed)
         abort_with("a cached flow outlived a change that denies it");
       if (v.reason == KP_REASON_REPLY && (!v.allowed || v.rule != -1)) abort_with("reply verdict");

@@ -186,8 +186,13 @@ int kp_set_member_add(kp_tables_t *t, uint32_t id, const kp_member_t *m) {
   if (!s) return id >= KP_MAX_SET_ID ? KP_E_RANGE : KP_E_NOENT;
   kp_mkey_t k;
   switch (s->kind) {
-  case KP_SET_NET:
-    return kp_lpm_add(&s->lpm, &m->addr, m->plen, m->exclude ? KP_LPM_EXCLUDE : KP_LPM_INCLUDE);
+  case KP_SET_NET: {
+    int rv = kp_lpm_add(&s->lpm, &m->addr, m->plen, m->exclude ? KP_LPM_EXCLUDE : KP_LPM_INCLUDE);
+    /* Adds only grant, so cached flows stay valid; but an except carves addresses out of the
+     * set: flows it now denies must be evaluated again (found by libFuzzer). */
+    if (rv == KP_OK && m->exclude) t->gen++;
+    return rv;
+  }
   case KP_SET_ADDR:
     mkey(&k, &m->addr, 0, 0);
     return kp_hash_insert(&s->h, &k, 0);
