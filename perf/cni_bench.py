@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from testbed.podnet import Pods, container_id, host_links, running_agent  # noqa: E402
-from vppagent.cni import pool, vpp_kinds  # noqa: E402
+from vppagent.cni import pod_interface_kind, pool  # noqa: E402
 from vppagent.vpp import af_packet, interfaces, routes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,7 +54,7 @@ def summary(ms: list[float]) -> dict[str, float]:
 def census(h) -> dict[str, int]:
     net = ipaddress.ip_network("10.244.0.0/16")
     return {
-        "vpp_pod_interfaces": sum(1 for i in interfaces.dump(h.vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)),
+        "vpp_pod_interfaces": sum(1 for i in interfaces.dump(h.vpp) if i.tag.startswith(pod_interface_kind.TAG_PREFIX)),
         "vpp_spare_interfaces": sum(1 for i in interfaces.dump(h.vpp) if i.tag.startswith(pool.TAG_PREFIX)),
         "vpp_af_packet_interfaces": len(af_packet.dump(h.vpp)),
         "spare_veth_ends": len(pool.spare_links()),

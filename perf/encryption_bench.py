@@ -48,8 +48,8 @@ from vppagent.connectivity import EncryptionSettings, NodeConnectivity  # noqa: 
 from vppagent.model.k8s import Node  # noqa: E402
 from vppagent.model.k8s.fields import FrozenMap  # noqa: E402
 from vppagent.reconcile import Intent, Key, Reconciler  # noqa: E402
-from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND  # noqa: E402
-from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor
+from vppagent.kinds.loopback_kind import KIND as LOOPBACK_KIND  # noqa: E402
+from vppagent.kinds.loopback_kind import Loopback, LoopbackDescriptor
 from vppagent.vpp.client import VppClient  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -46,7 +46,8 @@ from testbed.emulator.apidefs import load_definitions as emu_definitions  # noqa
 from vppagent.model.cluster_state import ClusterState  # noqa: E402
 from vppagent.model.k8s import FrozenMap, Namespace, Pod, networkpolicy_from_api  # noqa: E402
 from vppagent.policy.feature import PolicyFeature  # noqa: E402
-from vppagent.reconcile import Found, Intent, Reconciler, default_is_retriable  # noqa: E402
+from vppagent.kinds import default_is_retriable  # noqa: E402
+from vppagent.reconcile import Found, Intent, Reconciler  # noqa: E402
 from vppagent.sources import Upsert  # noqa: E402
 from vppagent.vpp import acl, interfaces  # noqa: E402
 from vppagent.vpp.api_defs import PLUGIN_API_DIR, load_definitions  # noqa: E402

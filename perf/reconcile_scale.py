@@ -12,7 +12,7 @@ measured by their own tests):
   UDP 53, ...) and ``--endpoints`` ready endpoints: one cnat translation per
   (service, port) through ``ServiceTranslations``;
 - ``--nodes`` nodes: a route to each other node's pod CIDR through
-  ``NodeRoutes`` (flat mode);
+  ``NodeConnectivity`` (flat mode);
 - ``--pods`` pods on this node. Without CNI the core cannot create pod
   interfaces, so each pod is represented by what its attachment will
   program: a /32 route to the pod IP through one tagged loopback
@@ -52,11 +52,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from startup.vpp_process import VppProcess  # noqa: E402
 from testbed.emulator.process import start_emulator_process  # noqa: E402
-from vppagent.connectivity.node_routes import NodeRoutes  # noqa: E402
+from vppagent.connectivity.feature import NodeConnectivity  # noqa: E402
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort  # noqa: E402
 from vppagent.reconcile import Intent, Key, Reconciler  # noqa: E402
-from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor  # noqa: E402
-from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor  # noqa: E402
+from vppagent.kinds.loopback_kind import Loopback, LoopbackDescriptor  # noqa: E402
+from vppagent.kinds.route_kind import Hop, OwnedRoute, RouteDescriptor  # noqa: E402
 from vppagent.services import ServiceTranslations  # noqa: E402
 from vppagent.vpp.client import Connected, VppClient  # noqa: E402
 
@@ -109,7 +109,7 @@ class BenchAgent:
 
     def __init__(self, vpp: VppClient, chunk: int):
         self.r = Reconciler(vpp, chunk=chunk)
-        self.features = [NodeRoutes("me", (CLUSTER,)), ServiceTranslations((SERVICES,))]
+        self.features = [NodeConnectivity("me", (CLUSTER,), mode="flat"), ServiceTranslations((SERVICES,))]
         self.r.register(LoopbackDescriptor())
         self.r.register(RouteDescriptor("pod-route", lambda t, p: t == 0 and p.prefixlen == 32 and p.subnet_of(OWN),
                                         lambda: [(0, False)], interface_kinds=("loopback",)))

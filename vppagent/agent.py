@@ -134,8 +134,8 @@ def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry
                               rcu_expedited=cfg.kernel_rcu_expedited, offloads=cfg.pod_offloads))
     if cfg.connectivity != "none":
         from ipsec import Lifetime, RekeyTimers
-        from vppagent.cni.vpp_kinds import GATEWAY_NAME
-        from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
+        from vppagent.cni.pod_interface_kind import GATEWAY_NAME
+        from vppagent.kinds.loopback_kind import KIND as LOOPBACK_KIND
 
         settings = EncryptionSettings(
             key_dir(cfg), default=cfg.encryption_default, wireguard_port=cfg.wireguard_port,

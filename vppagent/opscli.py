@@ -25,7 +25,7 @@ from .ops.views import TOPICS
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
-POD_TAG_PREFIX = "vppagent:pod:"  # vppagent.cni.vpp_kinds.TAG_PREFIX
+POD_TAG_PREFIX = "vppagent:pod:"  # vppagent.cni.pod_interface_kind.TAG_PREFIX
 
 
 @dataclass

@@ -21,8 +21,8 @@ from vppagent.connectivity import EncryptionSettings, NodeConnectivity
 from vppagent.model.k8s import Node
 from vppagent.model.k8s.fields import FrozenMap
 from vppagent.reconcile import Intent, Key, Reconciler
-from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
-from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor
+from vppagent.kinds.loopback_kind import KIND as LOOPBACK_KIND
+from vppagent.kinds.loopback_kind import Loopback, LoopbackDescriptor
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.tunnels import VxlanDecapNext
 

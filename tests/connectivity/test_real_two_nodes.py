@@ -68,7 +68,7 @@ def program(sides, cluster) -> None:
     from tests.connectivity.conftest import GATEWAY
     from vppagent.model.k8s.fields import FrozenMap
     from vppagent.reconcile import Intent
-    from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
+    from vppagent.kinds.loopback_kind import KIND as LOOPBACK_KIND
     for _ in range(2):  # compute, publish keys, compute again
         for s in sides:
             intents, problems = s.feature.desired(cluster)

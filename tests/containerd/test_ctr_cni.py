@@ -17,7 +17,7 @@ import pytest
 from testbed.podnet import host_links, running_agent
 from testbed.targets import real_vpp_reason
 from tests.containerd.conftest import Runner, install_plugin
-from vppagent.cni import vpp_kinds
+from vppagent.cni import pod_interface_kind
 from vppagent.vpp import interfaces
 from vppagent.vpp.stats import StatsReader
 
@@ -28,7 +28,7 @@ WAIT = 'while [ ! -e /ctl/go ]; do sleep 0.05; done'
 
 
 def pod_interfaces(vpp) -> dict[str, interfaces.Interface]:
-    return {i.tag: i for i in interfaces.dump(vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)}
+    return {i.tag: i for i in interfaces.dump(vpp) if i.tag.startswith(pod_interface_kind.TAG_PREFIX)}
 
 
 def _addr(line: str) -> ipaddress.IPv4Interface:
@@ -54,9 +54,9 @@ def test_ctr_run_cni_attaches_through_the_agent_and_del_cleans_up(runner: Runner
         records = h.agent.pod_network.store.all()
         assert len(records) == 1 and records[0].container_id == c.cni_id
         assert records[0].netns.startswith("/proc/") and records[0].netns.endswith("/ns/net")
-        tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(c.cni_id, "eth0")
+        tag = pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(c.cni_id, "eth0")
         assert tag in pod_interfaces(h.vpp)
-        assert vpp_kinds.host_ifname(c.cni_id, "eth0") in host_links() - links_before
+        assert pod_interface_kind.host_ifname(c.cni_id, "eth0") in host_links() - links_before
 
         c.release()
         code, lines, err = c.finish()
@@ -124,7 +124,7 @@ def test_two_ctr_containers_ping_and_talk_tcp_through_vpp(runner: Runner) -> Non
 
         # The packets crossed VPP: both pods' VPP interfaces received and sent them.
         ifs = pod_interfaces(h.vpp)
-        sw = {cid: ifs[vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")].sw_if_index
+        sw = {cid: ifs[pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(cid, "eth0")].sw_if_index
               for cid in (server.cni_id, client.cni_id)}
         stats_socket = os.path.join(os.path.dirname(h.agent.cfg.vpp_socket), "stats.sock")
         with StatsReader(stats_socket) as stats:

@@ -21,7 +21,7 @@ from testbed.fakekube import objects as k
 from testbed.podnet import Pods, container_id, host_links, running_agent
 from testbed.wait import wait_for
 from vppagent.agent import Agent
-from vppagent.cni import linux, vpp_kinds
+from vppagent.cni import linux, pod_interface_kind
 from vppagent.config import load
 from vppagent.sources import api_client_for_host
 from vppagent.vpp import af_packet, interfaces, memif, neighbors, routes
@@ -38,7 +38,7 @@ def pods():
 
 
 def pod_interfaces(vpp) -> dict[str, interfaces.Interface]:
-    return {i.tag: i for i in interfaces.dump(vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)}
+    return {i.tag: i for i in interfaces.dump(vpp) if i.tag.startswith(pod_interface_kind.TAG_PREFIX)}
 
 
 def pod_routes(vpp) -> set[str]:
@@ -71,11 +71,11 @@ def test_add_attaches_the_pod_and_del_removes_everything(pods: Pods) -> None:
         assert offloads.get("tx-checksum-ip-generic") is True and offloads.get("tx-checksum-sctp") is False, offloads
 
         # The VPP side: a tagged af_packet interface, unnumbered, a host route, a neighbour.
-        tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
+        tag = pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(cid, "eth0")
         ifs = pod_interfaces(h.vpp)
         assert tag in ifs and ifs[tag].admin_up and ifs[tag].mtu == 1440
         sw = ifs[tag].sw_if_index
-        host = vpp_kinds.host_ifname(cid, "eth0")
+        host = pod_interface_kind.host_ifname(cid, "eth0")
         assert (sw, host) in {(a.sw_if_index, a.host_if_name) for a in af_packet.dump(h.vpp)}
         assert pod_routes(h.vpp) == {f"{addr.ip}/32"}
         assert (str(addr.ip), sw) in {(str(n.ip), n.sw_if_index) for n in neighbors.dump(h.vpp)}
@@ -155,7 +155,7 @@ def test_failed_adds_leave_nothing_behind(pods: Pods) -> None:
         # VPP refuses: someone else already attached an af_packet to the host end's name.
         cid = container_id(5)
         h.delete(container_id(3), ok_ns)
-        host = vpp_kinds.host_ifname(cid, "eth0")
+        host = pod_interface_kind.host_ifname(cid, "eth0")
         subprocess.run(["ip", "link", "add", host, "type", "veth", "peer", "name", "vpx" + cid[-8:]], check=True)
         try:
             foreign = af_packet.create(h.vpp, host)
@@ -235,7 +235,7 @@ def test_gc_detaches_what_the_runtime_no_longer_knows(pods: Pods) -> None:
             pb.Attachment(container_id=keep, ifname="eth0")]), timeout=30)
         assert not reply.HasField("error")
         tags = set(pod_interfaces(h.vpp))
-        assert tags == {vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(keep, "eth0")}
+        assert tags == {pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(keep, "eth0")}
         assert set(h.agent.pod_network.ipam.allocations()) == {(keep, "eth0")}
 
 
@@ -309,7 +309,7 @@ def test_start_after_a_crash_mid_add_frees_the_address_and_the_stray_veth(tmp_pa
     with Ipam(state / "ipam") as ipam:
         ipam.set_ranges(["10.244.1.0/24"])
         ipam.allocate(cid, "eth0")
-    stray = vpp_kinds.host_ifname(cid, "eth0")
+    stray = pod_interface_kind.host_ifname(cid, "eth0")
     subprocess.run(["ip", "link", "add", stray, "type", "veth", "peer", "name", "vpy" + cid[-8:]], check=True)
     try:
         with running_agent(state_dir=str(state)) as h:

@@ -18,7 +18,7 @@ import pytest
 
 from testbed.podnet import Pods, container_id, host_links, running_agent
 from testbed.targets import real_vpp_reason
-from vppagent.cni import vpp_kinds
+from vppagent.cni import pod_interface_kind
 from vppagent.vpp import interfaces
 
 pytestmark = [pytest.mark.netns,
@@ -54,11 +54,11 @@ def netconf(socket: str, version: str = "1.0.0", **extra: object) -> dict:
 
 
 def pod_tags(vpp) -> set[str]:
-    return {i.tag for i in interfaces.dump(vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)}
+    return {i.tag for i in interfaces.dump(vpp) if i.tag.startswith(pod_interface_kind.TAG_PREFIX)}
 
 
 def tag(cid: str) -> str:
-    return vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
+    return pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(cid, "eth0")
 
 
 @pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])
@@ -132,7 +132,7 @@ def test_version_status_and_gc(pods: Pods, tmp_path) -> None:
         assert (code, doc) == (0, None)
         assert pod_tags(h.vpp) == {tag(keep)}
         assert set(h.agent.pod_network.ipam.allocations()) == {(keep, "eth0")}
-        assert vpp_kinds.host_ifname(drop, "eth0") not in host_links()
+        assert pod_interface_kind.host_ifname(drop, "eth0") not in host_links()
 
         # GC is a 1.1.0 verb: a 1.0.0 configuration may not ask for it.
         code, doc = invoke("GC", netconf(h.cni_socket, "1.0.0", **{"cni.dev/valid-attachments": []}))

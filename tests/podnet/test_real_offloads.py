@@ -20,7 +20,7 @@ from testbed.fakekube import objects as k
 from testbed.podnet import Pods, container_id, host_links, running_agent
 from testbed.targets import real_vpp_reason
 from testbed.wait import wait_for
-from vppagent.cni import vpp_kinds
+from vppagent.cni import pod_interface_kind
 from vppagent.vpp import cnat, interfaces
 
 pytestmark = [pytest.mark.real_vpp, pytest.mark.netns,
@@ -39,7 +39,7 @@ def _ns(path: str) -> str:
 
 
 def _vpp_name(h, n: int) -> str:
-    tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(container_id(n), "eth0")
+    tag = pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(container_id(n), "eth0")
     return next(i.name for i in interfaces.dump(h.vpp) if i.tag == tag)
 
 

@@ -9,7 +9,7 @@ import pytest
 from testbed.netpods import TCP_CLIENT, TCP_SERVER
 from testbed.podnet import Pods, container_id, host_links, running_agent
 from testbed.targets import real_vpp_reason
-from vppagent.cni import vpp_kinds
+from vppagent.cni import pod_interface_kind
 from vppagent.vpp import interfaces
 
 pytestmark = [pytest.mark.real_vpp, pytest.mark.netns,
@@ -29,7 +29,7 @@ def test_two_pods_ping_and_talk_tcp_through_vpp(version: int) -> None:
             assert err is None, err
             a_ip = str(ipaddress.ip_interface(a["ips"][0]["address"]).ip)
             b_ip = str(ipaddress.ip_interface(b["ips"][0]["address"]).ip)
-            tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(container_id(2), "eth0")
+            tag = pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(container_id(2), "eth0")
             sw_b = next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag)
 
             ping = pods.exec(a_ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", b_ip)

@@ -19,7 +19,7 @@ from testbed.emulator.handlers import feature as emu_feature
 from testbed.podnet import Pods, container_id, running_agent, vpp_binary
 from testbed.targets import real_vpp_reason
 from testbed.wait import wait_for
-from vppagent.cni import linux, pool, vpp_kinds
+from vppagent.cni import linux, pod_interface_kind, pool
 from vppagent.vpp import af_packet, features, interfaces
 
 pytestmark = [pytest.mark.netns,
@@ -42,7 +42,7 @@ def spare_interfaces(vpp) -> dict[str, int]:
 
 
 def pod_interfaces(vpp) -> dict[str, int]:
-    return {i.tag: i.sw_if_index for i in interfaces.dump(vpp) if i.tag.startswith(vpp_kinds.TAG_PREFIX)}
+    return {i.tag: i.sw_if_index for i in interfaces.dump(vpp) if i.tag.startswith(pod_interface_kind.TAG_PREFIX)}
 
 
 def links(pattern: re.Pattern[str]) -> set[str]:
@@ -66,7 +66,7 @@ def test_an_add_takes_a_spare_and_the_pool_refills(pods: Pods) -> None:
         result, err = h.add(cid, ns, pod="web")
         assert err is None, err
         # The pod's VPP interface is one of the spares, re-tagged; its veth is that spare's.
-        tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
+        tag = pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(cid, "eth0")
         sw = pod_interfaces(h.vpp)[tag]
         host = next(name for name, idx in spares.items() if idx == sw)
         assert (sw, host) in {(a.sw_if_index, a.host_if_name) for a in af_packet.dump(h.vpp)}
@@ -135,7 +135,7 @@ def test_a_pod_with_its_own_mtu_gets_a_new_interface(pods: Pods) -> None:
         req.config = json.dumps({**harness.NETCONF, "mtu": 1400}).encode()
         reply = h.stub().Add(req, timeout=30)
         assert not reply.HasField("error"), reply.error
-        assert h.agent.pod_network.attachments()[0].host_ifname == vpp_kinds.host_ifname(cid, "eth0")
+        assert h.agent.pod_network.attachments()[0].host_ifname == pod_interface_kind.host_ifname(cid, "eth0")
         assert spare_interfaces(h.vpp) == spares  # untouched
 
 
@@ -171,11 +171,11 @@ def test_a_pod_add_recomputes_the_pod_features_only(pods: Pods) -> None:
         ns = pods.netns(1)
         _, err = h.add(container_id(1), ns, pod="web")
         assert err is None, err
-        tag_key = vpp_kinds.interface_name(container_id(1), "eth0")
-        assert any(k.kind == vpp_kinds.KIND and k.id == tag_key for k in h.agent.reconciler.desired)
+        tag_key = pod_interface_kind.interface_name(container_id(1), "eth0")
+        assert any(k.kind == pod_interface_kind.KIND and k.id == tag_key for k in h.agent.reconciler.desired)
         assert calls == []
         assert h.delete(container_id(1), ns, pod="web") is None
-        assert not any(k.kind == vpp_kinds.KIND for k in h.agent.reconciler.desired)
+        assert not any(k.kind == pod_interface_kind.KIND for k in h.agent.reconciler.desired)
         assert calls == []
 
 
@@ -240,7 +240,7 @@ def test_pod_offloads_keeps_tcp_offloads_and_turns_off_what_vpp_cannot_take(spar
             assert err is None, err
             _kept_for_vpp(payload.ethtool_features(os.path.basename(ns), "eth0"), udp=spares == "0")
             # VPP side: kpod's IPv4 GSO fix-up is on the pod's interface
-            tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
+            tag = pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(cid, "eth0")
             sw = next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag)
             assert h.target is not None and h.target.emu is not None
             assert emu_feature.enabled(h.target.emu, sw) == {features.KPOD_GSO_FIX}
@@ -269,7 +269,7 @@ def test_pod_interfaces_are_polled_by_the_worker_owning_their_state(where: str, 
             cid = container_id(n)
             _, err = h.add(cid, nss[n], pod=f"p{n}")
             assert err is None, err
-            tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")
+            tag = pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(cid, "eth0")
             sws.append(next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag))
         assert len({sw % 2 for sw in sws}) == 2 or workers == 1, sws  # both workers are owners
         for sw in sws:

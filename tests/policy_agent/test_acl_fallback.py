@@ -7,7 +7,7 @@ import random
 import pytest
 
 from testbed.policy_reference import net_contains
-from vppagent.policy import acl_fallback as aclf
+from vppagent.policy import acl_fallback as aclf, acl_kind
 from vppagent.policy.ir import NetSet
 from vppagent.vpp import acl
 from vppagent.vpp.acl import Action
@@ -69,7 +69,7 @@ def test_fallback_programs_reflexive_acls(stock):
     assert node.converge().changed == 0
     node.remove(node.cluster.get(next(k for k in node.cluster.others if k.kind == "NetworkPolicy")))
     node.converge()
-    assert [a for a in acl.dump_acls(vpp) if a.tag.startswith(aclf.TAG_PREFIX)] == []
+    assert [a for a in acl.dump_acls(vpp) if a.tag.startswith(acl_kind.TAG_PREFIX)] == []
     assert all(not b.input and not b.output for b in acl.interface_acls(vpp))
 
 

@@ -38,8 +38,8 @@ from testbed.fakekube import objects as k
 from testbed.podnet import AgentHandle, Pods, container_id, host_links, running_agent
 from testbed.wait import wait_for
 from vppagent.policy.feature import PolicyFeature
-from vppagent.cni import vpp_kinds
-from vppagent.reconcile import loopback_kind
+from vppagent.cni import pod_interface_kind
+from vppagent.kinds import loopback_kind
 from vppagent.vpp import acl, interfaces, kpol
 
 pytestmark = [pytest.mark.real_vpp, pytest.mark.netns]
@@ -91,7 +91,7 @@ def _connect_from(netns: str, ip: str, src: str, timeout: float) -> str:
 
 
 def _sw_if_index(h: AgentHandle, n: int) -> int:
-    tag = vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(container_id(n), "eth0")
+    tag = pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(container_id(n), "eth0")
     return next(i.sw_if_index for i in interfaces.dump(h.vpp) if i.tag == tag)
 
 
@@ -190,7 +190,7 @@ def test_isolated_pod_admits_its_own_node(backend: str) -> None:
                                         policy_types=["Egress"], egress=[]))
             # The host side: the node's InternalIP (192.168.0.1, _policy_agent's Node) and another address.
             gateway = next(i.sw_if_index for i in interfaces.dump(h.vpp)
-                           if i.tag == loopback_kind.TAG_PREFIX + vpp_kinds.GATEWAY_NAME)
+                           if i.tag == loopback_kind.TAG_PREFIX + pod_interface_kind.GATEWAY_NAME)
             host_ns = f"vpa-host-{container_id(1)[:6]}"
             netpods.pod(h.vpp, stack, host_ns, f"vph{container_id(1)[:6]}", ["192.168.0.1", "192.168.0.9"],
                         loopback=gateway, tag="test-host")

@@ -14,7 +14,8 @@ from typing import Any
 from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import FrozenMap, Namespace, Node as K8sNode, ObjectKey, Pod, networkpolicy_from_api
 from vppagent.policy.feature import PolicyFeature
-from vppagent.reconcile import Found, Key, Reconciler, default_is_retriable
+from vppagent.kinds import default_is_retriable
+from vppagent.reconcile import Found, Key, Reconciler
 from vppagent.sources import Delete, Upsert
 from vppagent.vpp import interfaces
 from vppagent.vpp.client import VppClient

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any, Iterable
 
 from vppagent.reconcile import Found, Key, Resolver
+from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError, VppDisconnectedError
 from vppagent.vpp.retvals import Retval
 
@@ -36,6 +37,8 @@ class Thing:
 
 
 class FakeVpp:
+    unavailable = VppClient.unavailable
+
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.store: dict[str, tuple[int, int, str | None, int]] = {}  # name -> (handle, data, ref, fixed)

@@ -12,11 +12,11 @@ import time
 from collections import Counter
 
 from tests.cluster import mutating
-from vppagent.connectivity.node_routes import NodeRoutes
+from vppagent.connectivity.feature import NodeConnectivity
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort
 from vppagent.reconcile import Intent, Key, Reconciler
-from vppagent.reconcile.loopback_kind import Loopback, LoopbackDescriptor
-from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
+from vppagent.kinds.loopback_kind import Loopback, LoopbackDescriptor
+from vppagent.kinds.route_kind import Hop, OwnedRoute, RouteDescriptor
 from vppagent.services import ServiceTranslations
 from vppagent.vpp import cnat, interfaces, routes
 from vppagent.vpp.client import Connected
@@ -58,7 +58,7 @@ class Agent:
     def __init__(self, vpp) -> None:
         self.vpp = vpp
         self.r = Reconciler(vpp, chunk=5)  # small chunks: batching over several bulks is exercised
-        self.nodes = NodeRoutes("me", (CLUSTER,))
+        self.nodes = NodeConnectivity("me", (CLUSTER,), mode="flat")
         self.services = ServiceTranslations((net("10.96.0.0/12"),))
         self.r.register(LoopbackDescriptor())
         self.r.register(RouteDescriptor(

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from vppagent.connectivity.node_routes import KIND as NODE_ROUTE
-from vppagent.connectivity.node_routes import NodeRoutes
+from vppagent.connectivity.route_scope import KIND as NODE_ROUTE
+from vppagent.connectivity.feature import NodeConnectivity
 from vppagent.model import Endpoint, EndpointPort, EndpointSlice, Node, Protocol, Service, ServicePort, ServiceType
 from vppagent.model.k8s import AddressType
-from vppagent.reconcile.route_kind import Hop, OwnedRoute
+from vppagent.kinds.route_kind import Hop, OwnedRoute
 from vppagent.services import Backend, Scope, ServiceTranslation, ServiceTranslations
 from vppagent.services import expand_service as expand
 from vppagent.vpp.cnat import Proto
@@ -102,7 +102,7 @@ def node(name, cidrs, ips=()) -> Node:
 
 
 def test_a_route_per_other_nodes_pod_cidr_via_its_internal_ip_of_that_family() -> None:
-    f = NodeRoutes("me", (net("10.244.0.0/16"), net("fd00:244::/56")))
+    f = NodeConnectivity("me", (net("10.244.0.0/16"), net("fd00:244::/56")), mode="flat")
     view = View(nodes=[node("me", ["10.244.1.0/24"], ["192.168.0.1"]),
                        node("b", ["10.244.2.0/24", "fd00:244:0:2::/64"], ["192.168.0.2", "fd00::2"]),
                        node("c", ["10.244.3.0/24"], ["192.168.0.3"])])
@@ -117,7 +117,7 @@ def test_a_route_per_other_nodes_pod_cidr_via_its_internal_ip_of_that_family() -
 
 
 def test_node_routes_report_nodes_they_cannot_route_to() -> None:
-    f = NodeRoutes("me", (net("10.244.0.0/16"),))
+    f = NodeConnectivity("me", (net("10.244.0.0/16"),), mode="flat")
     view = View(nodes=[node("me", ["10.244.1.0/24"]),
                        node("outside", ["172.16.0.0/24"], ["192.168.0.9"]),
                        node("overlap", ["10.244.1.0/25"], ["192.168.0.8"]),
@@ -129,7 +129,7 @@ def test_node_routes_report_nodes_they_cannot_route_to() -> None:
 
 
 def test_node_routes_own_cluster_prefixes_but_not_this_nodes_or_host_routes() -> None:
-    f = NodeRoutes("me", (net("10.244.0.0/16"),))
+    f = NodeConnectivity("me", (net("10.244.0.0/16"),), mode="flat")
     f.desired(View(nodes=[node("me", ["10.244.1.0/24"])]))
     assert f.owns(0, net("10.244.9.0/24"))
     assert not f.owns(0, net("10.244.1.0/24"))  # this node's: CNI's

@@ -13,7 +13,7 @@ built with real namespaces and veth pairs attached to VPP with af_packet
   address it saw, so the client IP is checked on the backend side.
 
 Services go through the real feature and reconciler (``ServiceTranslations``
-with SNAT); the interfaces get cnat through ``snat.attach_interface``.
+with SNAT); the interfaces get cnat through ``snat_kind.attach_interface``.
 Everything is removed in teardown, on failure too.
 """
 from __future__ import annotations

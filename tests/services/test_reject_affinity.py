@@ -16,7 +16,7 @@ from testbed import targets
 from tests.services.conftest import Driver
 from tests.services.helpers import Protocol, delete, ep, eps, ip, port, svc, upsert
 from vppagent.model.k8s import Service, SessionAffinity
-from vppagent.services import affinity, reject
+from vppagent.services import affinity_kind, reject_kind
 from vppagent.vpp import cnat, ksvc, routes
 
 
@@ -102,7 +102,7 @@ def test_client_ip_affinity_goes_to_ksvc_when_vpp_has_it(target) -> None:
         assert d.all_calls_since(before) == {"ksvc_service_update": 1}
         # No timeout given: Kubernetes' default.
         assert d.changed(upsert(d.cluster, sticky("sticky", "10.96.0.30", timeout=None))).failed == 0
-        assert [s.timeout_s for s in ksvc.service_dump(target.vpp)] == [affinity.DEFAULT_TIMEOUT_S]
+        assert [s.timeout_s for s in ksvc.service_dump(target.vpp)] == [affinity_kind.DEFAULT_TIMEOUT_S]
         # Affinity dropped: back to cnat.
         assert d.changed(upsert(d.cluster, svc("sticky", ips=("10.96.0.30",)))).failed == 0
         assert ksvc.service_dump(target.vpp) == []
@@ -110,4 +110,4 @@ def test_client_ip_affinity_goes_to_ksvc_when_vpp_has_it(target) -> None:
     else:
         # Stock VPP: cnat, hashing on the client's address.
         assert "10.96.0.30" in {str(t.vip.address) for t in cnat.dump_translations(target.vpp)}
-    assert reject.KIND and unreachable(target.vpp) >= {"10.96.0.30/32"}
+    assert reject_kind.KIND and unreachable(target.vpp) >= {"10.96.0.30/32"}

@@ -3,7 +3,7 @@
 Owns: what the CNI commands do on the node (ADD, DEL, CHECK, GC, STATUS):
 IPAM (``ipam.py``), the pod's Linux side (``linux.py``), the attachment
 records (``store.py``), and the VPP side through the reconciler
-(``vpp_kinds.py``): a CNI call never talks to VPP itself. It changes the
+(``pod_interface_kind.py``): a CNI call never talks to VPP itself. It changes the
 set of attachments, asks the agent loop to recompute (``submit``), and
 waits until the reconciler thread reports the pod's objects applied or
 failed (``settle``). So the one-writer rule for VPP holds, and a pod
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vppagent.cni import linux, pool, vpp_kinds
+from vppagent.cni import linux, pod_interface_kind, pool, spare_kind
 from vppagent.cni.pool import SparePool
 from vppagent.cni.atomic import private_dir
 from vppagent.cni.ipam import Ipam, IpamError, RangeExhausted
@@ -45,7 +45,7 @@ from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import Node, ObjectKey
 from vppagent.model.podnet import Attachment, Driver
 from vppagent.reconcile import Intent, Key, Problem
-from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND, LoopbackDescriptor
+from vppagent.kinds.loopback_kind import KIND as LOOPBACK_KIND, LoopbackDescriptor
 from vppagent.vpp import tap
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class PodNetwork(Feature):
         self._pods: dict[tuple[str, str], Any] = {}
         self._adopt: dict[tuple[str, str], int] = {}  # ADDs in progress that took a spare: its sw_if_index
         self._intent_memo: dict[tuple[str, str], tuple[Attachment, list[Intent]]] = {}  # reconciler thread only
-        template = pool.Spare("", "", mtu, table_id, vpp_kinds.gateway_loopback(table_id).key,
+        template = pool.Spare("", "", mtu, table_id, pod_interface_kind.gateway_loopback(table_id).key,
                               self.services, self.snat, offloads)
         self.pool = SparePool(size=spares if self.driver is Driver.VETH else 0, mtu=mtu, submit=submit,
                               template=template, offloads=offloads)
@@ -173,7 +173,7 @@ class PodNetwork(Feature):
         # spares are not kept across restarts (their VPP side is not desired any more).
         ours = {a.host_ifname for a in self._attachments.values() if a.driver is Driver.VETH}
         ours |= {pool.parent_of(n) for n in ours if pool.HOST_IFNAME.fullmatch(n)}
-        stray = [n for n in linux.host_links(vpp_kinds.HOST_IFNAME) + pool.spare_links() if n not in ours]
+        stray = [n for n in linux.host_links(pod_interface_kind.HOST_IFNAME) + pool.spare_links() if n not in ours]
         for name in stray:
             linux.delete_host_link(name)
         if freed or stray or self._attachments:
@@ -183,9 +183,9 @@ class PodNetwork(Feature):
     # -- the feature (reconciler thread) ------------------------------------------------
 
     def descriptors(self) -> list[Any]:
-        return [LoopbackDescriptor(), vpp_kinds.PodInterfaceDescriptor(rings=self.rings),
-                pool.SpareDescriptor(self.pool, rings=self.rings),
-                vpp_kinds.route_descriptor(self.table_id, lambda: self._ranges)]
+        return [LoopbackDescriptor(), pod_interface_kind.PodInterfaceDescriptor(rings=self.rings),
+                spare_kind.SpareDescriptor(self.pool, rings=self.rings),
+                pod_interface_kind.route_descriptor(self.table_id, lambda: self._ranges)]
 
     def desired(self, cluster: ClusterState) -> tuple[list[Intent], list[Problem]]:
         problems: list[Problem] = []
@@ -204,7 +204,7 @@ class PodNetwork(Feature):
         with self._lock:
             self._pods = pods
             attachments = list(self._attachments.values())
-        gateway = vpp_kinds.gateway_loopback(self.table_id)
+        gateway = pod_interface_kind.gateway_loopback(self.table_id)
         intents = [Intent(LOOPBACK_KIND, gateway)] + self.pool.intents()
         # Per attachment, its intents are computed once (attachments are immutable values):
         # a pod ADD on a node of hundreds of pods costs a lookup per pod, not their expansion.
@@ -215,32 +215,32 @@ class PodNetwork(Feature):
                 origin = ObjectKey("Pod", a.pod_namespace, a.pod_name) if a.pod_name else None
                 mine: list[Intent] = []
                 for value, routes in self._vpp_objects(a):
-                    mine.append(Intent(vpp_kinds.KIND, value, origin))
-                    mine.extend(Intent(vpp_kinds.ROUTE_KIND, r, origin) for r in routes)
+                    mine.append(Intent(pod_interface_kind.KIND, value, origin))
+                    mine.extend(Intent(pod_interface_kind.ROUTE_KIND, r, origin) for r in routes)
                 hit = (a, mine)
             memo[a.key] = hit
             intents.extend(hit[1])
         self._intent_memo = memo
         return intents, problems
 
-    def _vpp_objects(self, a: Attachment) -> list[tuple[vpp_kinds.PodInterface, list[Any]]]:
-        gateway = vpp_kinds.gateway_loopback(self.table_id).key
+    def _vpp_objects(self, a: Attachment) -> list[tuple[pod_interface_kind.PodInterface, list[Any]]]:
+        gateway = pod_interface_kind.gateway_loopback(self.table_id).key
         main_ips = [ip for ip in a.ips if not ip.startswith("memif:")]
         neigh = tuple((str(ipaddress.ip_interface(ip).ip), a.pod_mac) for ip in main_ips) \
             if a.driver is Driver.VETH else ()
         with self._lock:
             adopt = self._adopt.get(a.key)
-        main = vpp_kinds.PodInterface(
-            vpp_kinds.interface_name(a.container_id, a.ifname), a.driver, a.host_ifname,
+        main = pod_interface_kind.PodInterface(
+            pod_interface_kind.interface_name(a.container_id, a.ifname), a.driver, a.host_ifname,
             a.vpp_mac if a.driver is Driver.VETH else "", a.mtu, self.table_id, gateway, neigh, a.netns,
             cnat=self.services, snat=self.snat, adopt=adopt, gso_fix=self.offloads and a.driver is Driver.VETH)
-        out = [(main, vpp_kinds.pod_routes(main, main_ips))]
+        out = [(main, pod_interface_kind.pod_routes(main, main_ips))]
         if a.memif_socket:
-            m = vpp_kinds.PodInterface(vpp_kinds.interface_name(a.container_id, MEMIF_IFNAME), Driver.MEMIF,
+            m = pod_interface_kind.PodInterface(pod_interface_kind.interface_name(a.container_id, MEMIF_IFNAME), Driver.MEMIF,
                                        a.memif_socket, "", a.mtu, self.table_id, gateway,
                                        cnat=self.services, snat=self.snat)
             memif_ips = [ip.removeprefix("memif:") for ip in a.ips if ip.startswith("memif:")]
-            out.append((m, vpp_kinds.pod_routes(m, memif_ips)))
+            out.append((m, pod_interface_kind.pod_routes(m, memif_ips)))
         return out
 
     def settle(self, applied: Any, failures: Mapping[Key, Any], connected: bool) -> None:
@@ -297,7 +297,7 @@ class PodNetwork(Feature):
         for iface, routes in self._vpp_objects(a):
             out[iface.key] = iface
             for r in routes:
-                out[Key(vpp_kinds.ROUTE_KIND, (r.table_id, r.prefix))] = r
+                out[Key(pod_interface_kind.ROUTE_KIND, (r.table_id, r.prefix))] = r
         return out
 
     def _pod_wants_memif(self, call: CniCall) -> bool:
@@ -356,8 +356,8 @@ class PodNetwork(Feature):
                 memif_ips = [f"memif:{_host_iface(ip)}" for ip in self._allocate(memif_key)]
                 undo.append(lambda: self.ipam.release(*memif_key))
                 memif_socket = f"abstract:vppagent/{MEMIF_IFNAME},netns_name={call.netns}"
-            host = vpp_kinds.host_ifname(*call.key)
-            vpp_mac = vpp_kinds.vpp_mac(*call.key)
+            host = pod_interface_kind.host_ifname(*call.key)
+            vpp_mac = pod_interface_kind.vpp_mac(*call.key)
             pod_mac = ""
             taken = self.pool.take(mtu) if self.driver is Driver.VETH else None
             if taken is not None:
@@ -420,7 +420,7 @@ class PodNetwork(Feature):
 
     def _configure_pod_side(self, call: CniCall, ips: list[str], gateway_mac: str, mtu: int) -> None:
         _linux(call, "configuring the pod's interface", lambda: linux.configure_pod_side(
-            call.netns, call.ifname, ips, gateway_mac, mtu, gateway4=vpp_kinds.GATEWAY4, gateway6=vpp_kinds.GATEWAY6,
+            call.netns, call.ifname, ips, gateway_mac, mtu, gateway4=pod_interface_kind.GATEWAY4, gateway6=pod_interface_kind.GATEWAY6,
             offloads=self.offloads))
 
     def _give_back(self, key: tuple[str, str], taken: pool.Taken, *, adopted: bool) -> None:
@@ -470,7 +470,7 @@ class PodNetwork(Feature):
                     linux.delete_host_link(a.host_ifname)
             else:
                 # A crash between steps of an ADD can leave a veth or an address without a record.
-                linux.delete_host_link(vpp_kinds.host_ifname(*call.key))
+                linux.delete_host_link(pod_interface_kind.host_ifname(*call.key))
             self.ipam.release(*call.key)
             self.ipam.release(call.container_id, MEMIF_IFNAME)
             self.store.delete(*call.key)
@@ -625,9 +625,9 @@ def _result(a: Attachment) -> dict[str, Any]:
             continue
         v4 = ipaddress.ip_interface(ip).version == 4
         ips.append({"interface": idx, "address": ip,
-                    "gateway": vpp_kinds.GATEWAY4 if v4 else vpp_kinds.GATEWAY6})
+                    "gateway": pod_interface_kind.GATEWAY4 if v4 else pod_interface_kind.GATEWAY6})
         routes.append({"dst": "0.0.0.0/0" if v4 else "::/0",
-                       "gw": vpp_kinds.GATEWAY4 if v4 else vpp_kinds.GATEWAY6})
+                       "gw": pod_interface_kind.GATEWAY4 if v4 else pod_interface_kind.GATEWAY6})
     if a.memif_socket:
         interfaces.append({"name": MEMIF_IFNAME, "sandbox": a.netns,
                            "socketPath": a.memif_socket.split(",")[0]})

@@ -20,7 +20,8 @@ across agent restarts: recovery deletes their veths (``spare_links``) and
 the reconciler deletes their VPP interfaces (not desired any more).
 
 Owns: ``SparePool`` (spares, filling, take, hand-over bookkeeping) and the
-``pod-spare`` reconciler kind. Must not: choose drivers, touch a pod's
+af_packet set-up that spares and pod interfaces share (rings, base config);
+the ``pod-spare`` reconciler kind is ``spare_kind``'s. Must not: choose drivers, touch a pod's
 namespace beyond the move (``pods.py`` configures it), talk to VPP except
 through the kind.
 """
@@ -31,20 +32,18 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from vppagent.cni import linux
-from vppagent.reconcile import DescriptorBase, Found, Intent, Key, Resolver
-from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND
-from vppagent.services import snat
+from vppagent.reconcile import Intent, Key
+from vppagent.services import snat_kind
 from vppagent.vpp import af_packet, features, interfaces
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
-from vppagent.vpp.retvals import Retval
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ def base_dependencies(gateway: Key | None, with_snat: bool) -> list[Key]:
     """What ``base_config`` needs applied first: the gateway loopback, the SNAT entry (for its maps)."""
     deps = [gateway] if gateway is not None else []
     if with_snat:
-        deps.append(Key(snat.KIND, "default"))
+        deps.append(Key(snat_kind.KIND, "default"))
     return deps
 
 
@@ -140,7 +139,7 @@ def base_config(vpp: VppClient, sw_if_index: int, c: BaseConfig) -> None:
     interfaces.set_mtu(vpp, sw_if_index, c.mtu)
     interfaces.set_l3(vpp, sw_if_index, table_id=c.table_id, borrow_from=c.gateway)
     if c.cnat:
-        snat.attach_interface(vpp, sw_if_index, snat.InterfaceRole.POD, snat=c.snat)
+        snat_kind.attach_interface(vpp, sw_if_index, snat_kind.InterfaceRole.POD, snat=c.snat)
     if c.gso_fix:
         enable_gso_fix(vpp, sw_if_index)
     # Hundreds of polled pod interfaces would keep VPP's main thread busy
@@ -368,52 +367,5 @@ def spare_links() -> list[str]:
     return linux.host_links(HOST_IFNAME) + linux.host_links(SPARE_IFNAME)
 
 
-class SpareDescriptor(DescriptorBase):
-    """Spare af_packet interfaces by tag. ``delete`` of a spare handed to a pod does nothing."""
-
-    kind = KIND
-    retrieve_after: tuple[str, ...] = (LOOPBACK_KIND,)
-
-    def __init__(self, pool: SparePool, *, rings: Rings = Rings()):
-        self.pool = pool
-        self.rings = rings
-
-    def key(self, value: Spare) -> str:
-        return value.host_ifname
-
-    def dependencies(self, value: Spare) -> Iterable[Key]:
-        return base_dependencies(value.gateway, value.snat)
-
-    def create(self, vpp: VppClient, value: Spare, resolver: Resolver) -> int:
-        sw_if_index = attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.rings)
-        try:
-            interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.host_ifname)
-            base_config(vpp, sw_if_index, BaseConfig(
-                value.mtu, value.table_id, resolver.handle(value.gateway) if value.gateway is not None else None,
-                value.cnat, value.snat, value.gso_fix))
-        except Exception:
-            af_packet.delete(vpp, value.host_ifname)
-            raise
-        return sw_if_index
-
-    def update(self, vpp: VppClient, old: Spare, handle: Any, new: Spare, resolver: Resolver) -> Any:
-        raise NotImplementedError("spares are re-created, never updated")
-
-    def delete(self, vpp: VppClient, value: Spare, handle: Any, resolver: Resolver) -> None:
-        if self.pool.handed_over(value.host_ifname):
-            return  # the pod-interface kind owns it now
-        try:
-            if value.cnat:  # cnat keeps per-interface maps by index (see the pod-interface kind)
-                snat.detach_interface(vpp, handle, snat.InterfaceRole.POD, snat=value.snat)
-            af_packet.delete(vpp, value.host_ifname)
-        except VppApiError as e:
-            if e.retval not in (Retval.INVALID_SW_IF_INDEX, Retval.NO_SUCH_ENTRY, Retval.INVALID_INTERFACE):
-                raise
-
-    def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[Spare]]:
-        ours = [i for i in interfaces.dump(vpp) if i.tag.startswith(TAG_PREFIX)]
-        return [Found(Spare(i.tag[len(TAG_PREFIX):], i.mac, i.mtu), i.sw_if_index) for i in ours]
-
-
-__all__ = ["HOST_IFNAME", "KIND", "Rings", "SPARE_IFNAME", "Spare", "SpareDescriptor", "SparePool", "TAG_PREFIX",
+__all__ = ["HOST_IFNAME", "KIND", "Rings", "SPARE_IFNAME", "Spare", "SparePool", "TAG_PREFIX",
            "Taken", "attach_af_packet", "frame_size", "parent_of", "spare_links"]

@@ -45,13 +45,13 @@ from vppagent.feature import Feature
 from vppagent.model.cluster_state import ClusterState
 from vppagent.model.k8s import Node, ObjectKey
 from vppagent.reconcile import Intent, Key, Problem
-from vppagent.reconcile.route_kind import Hop, OwnedRoute
+from vppagent.kinds.route_kind import Hop, OwnedRoute
 from vppagent.iptypes import IpAddress, IpNetwork
 
 from . import encryption as enc
 from .ipsec_kind import KIND as IPSEC_KIND, EspSa, IpsecDescriptor, IpsecProtection
-from .node_routes import KIND as ROUTE_KIND, ClusterRouteScope
-from .route_kind import PeerRouteDescriptor, drop_route
+from .route_scope import KIND as ROUTE_KIND, ClusterRouteScope
+from .peer_route_kind import PeerRouteDescriptor, drop_route
 from .tunnel_kind import (DEFAULT_VNI, KIND as TUNNEL_KIND, VXLAN_NEXT_HOP, DecapNext, NodeTunnel, TunnelDescriptor,
                           ip_input_next, tunnel_name)
 from .wireguard_kind import (DEFAULT_KEEPALIVE_S, DEFAULT_PORT, KIND as WG_KIND, PEER_KIND as WG_PEER_KIND,

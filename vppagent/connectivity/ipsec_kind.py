@@ -31,7 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
+from vppagent.kinds import VppKind
+from vppagent.reconcile import Found, Key, Resolver
 from vppagent.vpp import ipsec
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -72,7 +73,7 @@ def _identity(sa: EspSa) -> tuple[int, bool]:
     return (sa.spi, sa.inbound)
 
 
-class IpsecDescriptor(DescriptorBase):
+class IpsecDescriptor(VppKind):
     """Protections with their SAs; handle: {(spi, inbound): sa_id}."""
 
     kind = KIND

@@ -34,7 +34,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
+from vppagent.kinds import VppKind
+from vppagent.reconcile import Found, Key, Resolver
 from vppagent.vpp import features, interfaces, ipsec, neighbors, tunnels
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -93,7 +94,7 @@ class NodeTunnel:
         return Key(KIND, self.name)
 
 
-class TunnelDescriptor(DescriptorBase):
+class TunnelDescriptor(VppKind):
     """Peer tunnels by tag; not batchable (create, tag, table, unnumbered, admin-up in sequence)."""
 
     kind = KIND

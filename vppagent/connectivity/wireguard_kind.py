@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
+from vppagent.kinds import VppKind
+from vppagent.reconcile import Found, Key, Resolver
 from vppagent.vpp import features, interfaces, wireguard
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -80,7 +81,7 @@ def _complete_offloads(vpp: VppClient, idx: int) -> None:
                         extra={"sw_if_index": idx, "feature": feature})
 
 
-class WgInterfaceDescriptor(DescriptorBase):
+class WgInterfaceDescriptor(VppKind):
     kind = KIND
 
     def __init__(self, *, interface_kinds: tuple[str, ...] = ()):
@@ -138,7 +139,7 @@ class WgInterfaceDescriptor(DescriptorBase):
         return out
 
 
-class WgPeerDescriptor(DescriptorBase):
+class WgPeerDescriptor(VppKind):
     kind = PEER_KIND
     retrieve_after = (KIND,)
 

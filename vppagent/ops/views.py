@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 TOPICS = ("pods", "services", "policies", "peers", "encryption")
 ENCRYPTION_ANNOTATION = "vppagent.io/encryption"
 ENCRYPTION_MODES = ("none", "ipsec", "wireguard")
-POD_KIND = "pod-interface"  # vppagent.cni.vpp_kinds.KIND; not imported so views load without grpc
+POD_KIND = "pod-interface"  # vppagent.cni.pod_interface_kind.KIND; not imported so views load without grpc
 
 T = TypeVar("T")
 

@@ -1,9 +1,7 @@
 """Network policy on stock VPP: the ACL plugin instead of kpol.
 
 Owns: expanding a pod's ``PodPolicy`` (rules over ipsets) into reflexive
-ACL rules, the reconciler kinds ``policy-acl`` (one ACL, by tag) and
-``policy-acl-binding`` (a pod interface's input/output ACL lists), and
-their descriptors.
+ACL rules. The reconciler kinds that carry them into VPP are ``acl_kind``'s.
 
 Mapping: VPP's *input* ACL of a pod interface sees what the pod sends (its
 egress), the *output* ACL what it receives (its ingress). Every allowed
@@ -18,23 +16,17 @@ without protocol becomes TCP, UDP and SCTP, and any membership change
 rewrites the affected ACLs whole (``acl_add_replace`` in place). Named
 ports resolved per peer become one rule per (peer, port).
 
-Must not touch: kpol objects (``vpp_kinds``), the compiler.
+Must not touch: kpol objects (``kpol_kind``), the compiler.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
 from vppagent.vpp import acl
 from vppagent.vpp.acl import Action, Rule as AclRule
-from vppagent.vpp.client import VppClient
-from vppagent.vpp.errors import VppApiError
-from vppagent.vpp.retvals import Retval
 
 from .ir import (
     PORT_MAX,
@@ -54,10 +46,6 @@ from .ir import (
 
 log = logging.getLogger(__name__)
 
-ACL_KIND = "policy-acl"
-BINDING_KIND = "policy-acl-binding"
-INTERFACE_KIND = "pod-interface"
-TAG_PREFIX = "vppagent:pol:"
 _ANY = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 _PORT_PROTOS = (PROTO_TCP, PROTO_UDP, PROTO_SCTP)
 
@@ -169,107 +157,4 @@ def pod_acls(policy: PodPolicy, sets: Mapping[str, IpSet]) -> tuple[tuple[AclRul
     return egress, ingress
 
 
-def acl_tag(pod: str, direction: str) -> str:
-    """``vppagent:pol:<hash of the pod key>:<in|out>``: fits VPP's 63-byte tag."""
-    return f"{TAG_PREFIX}{hashlib.sha256(pod.encode()).hexdigest()[:32]}:{direction}"
-
-
-# -- values and descriptors ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PolicyAcl:
-    tag: str
-    rules: tuple[AclRule, ...]
-
-    @property
-    def key(self) -> Key:
-        return Key(ACL_KIND, self.tag)
-
-
-@dataclass(frozen=True)
-class AclBinding:
-    interface: Key
-    input: tuple[Key, ...]
-    output: tuple[Key, ...]
-
-    @property
-    def key(self) -> Key:
-        return Key(BINDING_KIND, self.interface.id)
-
-
-class PolicyAclDescriptor(DescriptorBase):
-    kind = ACL_KIND
-
-    def key(self, value: PolicyAcl) -> str:
-        return value.tag
-
-    def create(self, vpp: VppClient, value: PolicyAcl, resolver: Resolver) -> int:
-        return acl.add_acl(vpp, value.rules, value.tag)
-
-    def can_update(self, old: PolicyAcl, new: PolicyAcl) -> bool:
-        return True
-
-    def update(self, vpp: VppClient, old: PolicyAcl, handle: int, new: PolicyAcl, resolver: Resolver) -> int:
-        acl.replace_acl(vpp, handle, new.rules, new.tag)  # in place: bound interfaces see it at once
-        return handle
-
-    def delete(self, vpp: VppClient, value: PolicyAcl, handle: int, resolver: Resolver) -> None:
-        try:
-            acl.delete_acl(vpp, handle)
-        except VppApiError as e:
-            if e.retval != Retval.NO_SUCH_ENTRY:
-                raise
-
-    def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[PolicyAcl]]:
-        return [Found(PolicyAcl(a.tag, a.rules), a.index) for a in acl.dump_acls(vpp)
-                if a.tag.startswith(TAG_PREFIX)]
-
-
-class AclBindingDescriptor(DescriptorBase):
-    kind = BINDING_KIND
-    retrieve_after: tuple[str, ...] = (ACL_KIND, INTERFACE_KIND)
-
-    def key(self, value: AclBinding) -> Any:
-        return value.interface.id
-
-    def dependencies(self, value: AclBinding) -> Iterable[Key]:
-        return [value.interface, *value.input, *value.output]
-
-    def create(self, vpp: VppClient, value: AclBinding, resolver: Resolver) -> int:
-        sw = resolver.handle(value.interface)
-        acl.set_interface_acls(vpp, sw, [resolver.handle(k) for k in value.input],
-                               [resolver.handle(k) for k in value.output])
-        return sw
-
-    def can_update(self, old: AclBinding, new: AclBinding) -> bool:
-        return old.interface == new.interface
-
-    def update(self, vpp: VppClient, old: AclBinding, handle: int, new: AclBinding, resolver: Resolver) -> int:
-        return self.create(vpp, new, resolver)
-
-    def delete(self, vpp: VppClient, value: AclBinding, handle: int, resolver: Resolver) -> None:
-        try:
-            acl.clear_interface_acls(vpp, handle)
-        except VppApiError as e:
-            if e.retval not in (Retval.INVALID_SW_IF_INDEX, Retval.NO_SUCH_ENTRY):
-                raise
-
-    def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[AclBinding]]:
-        out = []
-        for b in acl.interface_acls(vpp):
-            keys_in = [resolver.key_of(ACL_KIND, i) for i in b.input]
-            keys_out = [resolver.key_of(ACL_KIND, i) for i in b.output]
-            ours = [k for k in keys_in + keys_out if k is not None]
-            if not ours:
-                continue  # no policy ACL here: not ours
-            iface = resolver.key_of(INTERFACE_KIND, b.sw_if_index) or Key(INTERFACE_KIND, f"#orphan-sw-{b.sw_if_index}")
-            # an ACL not ours in the list reads back as an unknown key: never equal, so it is rewritten
-            fill = Key(ACL_KIND, "#foreign")
-            out.append(Found(AclBinding(iface, tuple(k or fill for k in keys_in), tuple(k or fill for k in keys_out)),
-                             b.sw_if_index))
-        return out
-
-
-__all__ = ["ACL_KIND", "AclBinding", "AclBindingDescriptor", "BINDING_KIND", "PolicyAcl", "PolicyAclDescriptor",
-           "PolicyExpansionError", "TAG_PREFIX", "acl_tag", "direction_rules", "net_prefixes", "pod_acls"]
+__all__ = ["PolicyExpansionError", "direction_rules", "net_prefixes", "pod_acls"]

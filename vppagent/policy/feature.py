@@ -2,9 +2,9 @@
 
 Owns: feeding the compiler (``PolicyCompiler``) from the cluster state, one
 changed object at a time; turning its snapshot into reconciler intents,
-either for our kpol plugin (``vpp_kinds``: ipsets with members, one policy
+either for our kpol plugin (``kpol_kind``: ipsets with members, one policy
 per isolated local pod, attachments to the pod interfaces) or, when VPP
-lacks kpol, for the ACL plugin (``acl_fallback``); reporting the compiler's
+lacks kpol, for the ACL plugin (``acl_fallback``, ``acl_kind``); reporting the compiler's
 problems; reading the plugin's per-rule counters back as "why".
 
 Backend choice: kpol when the connected VPP offers every kpol message with
@@ -15,7 +15,7 @@ the other backend (the reconciler removes the other kinds' objects).
 Why incremental: ``desired`` runs after every cluster change; the compiler
 is fed only the objects that changed since the last call (by identity), so a
 pod joining a namespace changes set members only, and the set's update is
-one member message (see ``vpp_kinds``).
+one member message (see ``kpol_kind``).
 
 ``desired_delta`` is the agent's incremental path (kpol backend only): it
 feeds the compiler the touched objects and answers with the intents that
@@ -39,8 +39,8 @@ from vppagent.reconcile import Delta, Intent, Key, Problem
 from vppagent.vpp import kpol
 from vppagent.vpp.client import VppClient
 
-from . import acl_fallback as aclf
-from . import vpp_kinds as vk
+from . import acl_fallback as aclf, acl_kind as aclk
+from . import kpol_kind as vk
 from .compiler import PolicyCompiler, PolicyDelta, RuleRef
 from .ir import Direction, IpSet
 
@@ -73,7 +73,7 @@ def _member(m: Any) -> kpol.Member:
 
 
 def _interface_key(container_id: str, ifname: str) -> Key:
-    name = f"{container_id[:32]}/{ifname}"  # vppagent.cni.vpp_kinds.interface_name
+    name = f"{container_id[:32]}/{ifname}"  # vppagent.cni.pod_interface_kind.interface_name
     return Key(vk.INTERFACE_KIND, name)
 
 
@@ -99,7 +99,7 @@ class PolicyFeature(Feature):
         self.set_ids = vk.IdPool(kpol.MAX_SET_ID)
         self.policy_ids = vk.IdPool(kpol.MAX_POLICY_ID)
         self._descriptors = [vk.KpolSetDescriptor(self.set_ids), vk.KpolPolicyDescriptor(self.policy_ids),
-                             vk.KpolAttachDescriptor(), aclf.PolicyAclDescriptor(), aclf.AclBindingDescriptor()]
+                             vk.KpolAttachDescriptor(), aclk.PolicyAclDescriptor(), aclk.AclBindingDescriptor()]
 
     def bind_vpp(self, vpp: VppClient) -> None:
         self._vpp = vpp
@@ -257,10 +257,10 @@ class PolicyFeature(Feature):
             except aclf.PolicyExpansionError as e:
                 problems.append(Problem(pod, EXPANSION_FAILED, f"{pod}: {e}"))
                 continue
-            acl_in = aclf.PolicyAcl(aclf.acl_tag(str(pod), "in"), rules_in)
-            acl_out = aclf.PolicyAcl(aclf.acl_tag(str(pod), "out"), rules_out)
-            intents += [Intent(aclf.ACL_KIND, acl_in, pod), Intent(aclf.ACL_KIND, acl_out, pod)]
-            intents += [Intent(aclf.BINDING_KIND, aclf.AclBinding(i, (acl_in.key,), (acl_out.key,)), pod)
+            acl_in = aclk.PolicyAcl(aclk.acl_tag(str(pod), "in"), rules_in)
+            acl_out = aclk.PolicyAcl(aclk.acl_tag(str(pod), "out"), rules_out)
+            intents += [Intent(aclk.ACL_KIND, acl_in, pod), Intent(aclk.ACL_KIND, acl_out, pod)]
+            intents += [Intent(aclk.BINDING_KIND, aclk.AclBinding(i, (acl_in.key,), (acl_out.key,)), pod)
                         for i in ifaces[pod]]
         return intents, problems
 

@@ -24,14 +24,25 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from vppagent.vpp.client import VppClient
-
-from .retriable import default_is_retriable
-
 V = TypeVar("V")
 T = TypeVar("T")
 
-Request = tuple[str, Mapping[str, Any]]  # (VPP message name, its fields), for VppClient.bulk
+Request = tuple[str, Mapping[str, Any]]  # (message name, its fields), for Target.bulk
+
+
+class Target(Protocol):
+    """What the engine itself needs of the thing it programs (in the agent, a ``VppClient``).
+
+    The engine sends only pipelined batches itself (``bulk``); everything else a
+    descriptor does with the target is the descriptor's business. ``unavailable``
+    names the exceptions that mean "the target is not reachable": they abort a pass
+    and force a resync, where any other exception fails one object.
+    """
+
+    calls: Mapping[str, int]  # requests sent, by message name (the pass's call count)
+    unavailable: tuple[type[BaseException], ...]
+
+    def bulk(self, requests: Iterable[Request], *, check: bool = True) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -109,23 +120,24 @@ class Descriptor(Protocol[V]):
 
     def dependencies(self, value: V) -> Iterable[Key]: ...
 
-    def create(self, vpp: VppClient, value: V, resolver: Resolver) -> Any: ...
+    def create(self, vpp: Any, value: V, resolver: Resolver) -> Any: ...
 
     def can_update(self, old: V, new: V) -> bool: ...
 
-    def update(self, vpp: VppClient, old: V, handle: Any, new: V, resolver: Resolver) -> Any: ...
+    def update(self, vpp: Any, old: V, handle: Any, new: V, resolver: Resolver) -> Any: ...
 
-    def delete(self, vpp: VppClient, value: V, handle: Any, resolver: Resolver) -> None: ...
+    def delete(self, vpp: Any, value: V, handle: Any, resolver: Resolver) -> None: ...
 
-    def retrieve(self, vpp: VppClient, resolver: Resolver) -> Iterable[Found[V]]: ...
+    def retrieve(self, vpp: Any, resolver: Resolver) -> Iterable[Found[V]]: ...
 
     def is_retriable(self, error: Exception) -> bool: ...
 
 
 class DescriptorBase(Generic[V]):
     """The defaults of ``Descriptor`` for kinds that do not need more: no kinds read back
-    first, no dependencies, never updated in place (re-created), VPP's verdict on the value
-    decides retries (``default_is_retriable``)."""
+    first, no dependencies, never updated in place (re-created). ``is_retriable`` has no
+    default here: which errors are the value's fault is the target's knowledge
+    (``vppagent.kinds.VppKind`` answers it for VPP)."""
 
     retrieve_after: tuple[str, ...] = ()
 
@@ -135,11 +147,8 @@ class DescriptorBase(Generic[V]):
     def can_update(self, old: V, new: V) -> bool:
         return False
 
-    def update(self, vpp: VppClient, old: V, handle: Any, new: V, resolver: Resolver) -> Any:
+    def update(self, vpp: Any, old: V, handle: Any, new: V, resolver: Resolver) -> Any:
         raise NotImplementedError(f"{type(self).__name__} re-creates its objects, never updates them")
-
-    def is_retriable(self, error: Exception) -> bool:
-        return default_is_retriable(error)
 
 
 @runtime_checkable
@@ -147,9 +156,9 @@ class BatchDescriptor(Descriptor[V], Protocol[V]):
     """A kind whose create/update/delete are each ONE single-reply VPP request.
 
     The reconciler then pipelines many independent operations of the kind
-    through ``VppClient.bulk`` instead of calling ``create``/``update``/
+    through ``Target.bulk`` instead of calling ``create``/``update``/
     ``delete`` one by one. ``finish`` turns VPP's reply into the handle, and
-    raises (a ``VppApiError``) when the reply says the operation failed; a
+    raises (for VPP, a ``VppApiError``) when the reply says the operation failed; a
     delete whose reply says "no such object" must count as done.
     """
 

@@ -9,7 +9,7 @@ and the two operations on them:
   ("delete after unreference"); then creates and updates, an object only
   once everything it references exists ("create before reference"). Ready
   operations of one kind that the descriptor can batch go to VPP pipelined
-  (``VppClient.bulk``) in chunks. When nothing differs it makes no call.
+  (``Target.bulk``) in chunks. When nothing differs it makes no call.
 - ``update_desired(removed, added)`` changes a few desired objects in place
   (the incremental path): the next ``converge`` then plans only the keys
   touched since the last pass (plus failures due for retry and objects still
@@ -40,10 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.vpp.client import VppClient
-from vppagent.vpp.errors import VppDisconnectedError, VppTimeoutError
-
-from .descriptor import BatchDescriptor, Descriptor, Key
+from .descriptor import BatchDescriptor, Descriptor, Key, Target
 from .errors import (
     DependencyCycle,
     DuplicateKind,
@@ -57,8 +54,6 @@ from .state import NEVER, Applied, AppliedState, Failure, Intent, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-# Errors meaning "VPP is not there", as opposed to "VPP refused this object".
-_UNAVAILABLE = (VppDisconnectedError, VppTimeoutError)
 
 FailureHook = Callable[[Key, Any, ObjectFailed], None]
 
@@ -107,10 +102,11 @@ class _Tally:
 class Reconciler:
     """Diff-and-apply over registered descriptors, against one VPP client."""
 
-    def __init__(self, vpp: VppClient, *, retry: RetryPolicy | None = None, chunk: int = 2048,
+    def __init__(self, vpp: Target, *, retry: RetryPolicy | None = None, chunk: int = 2048,
                  clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
                  on_failure: FailureHook | None = None):
         self.vpp = vpp
+        self._unavailable = vpp.unavailable
         self.retry = retry or RetryPolicy()
         self.chunk = chunk
         self._clock = clock
@@ -227,7 +223,7 @@ class Reconciler:
                         continue
                     fresh.put(key, Applied(item.value, item.handle, frozenset(d.dependencies(item.value))))
                     n += 1
-            except _UNAVAILABLE as exc:
+            except self._unavailable as exc:
                 self.needs_resync = True
                 raise VppUnavailable(exc) from exc
             except Exception as exc:  # noqa: BLE001 - e.g. a plugin VPP lacks: name the kind
@@ -282,7 +278,7 @@ class Reconciler:
         try:
             self._apply_removes(removes, tally)
             waiting += self._apply_changes(changes, tally)
-        except _UNAVAILABLE as exc:
+        except self._unavailable as exc:
             self.needs_resync = True
             raise VppUnavailable(exc) from exc
         # What still differs (failed, backing off, waiting for a dependency)
@@ -424,7 +420,7 @@ class Reconciler:
             else:
                 assert op.old is not None
                 handle = d.update(self.vpp, op.old.value, op.old.handle, op.new.value, self.applied)
-        except _UNAVAILABLE:
+        except self._unavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure is this object's, typed and recorded
             self._failed(d, op, exc, tally)
@@ -452,7 +448,7 @@ class Reconciler:
             return
         try:
             replies = self.vpp.bulk(requests, check=False)
-        except _UNAVAILABLE:
+        except self._unavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - one request VPP's client could not send
             # The batch failed as a whole (e.g. one value the client cannot
@@ -511,7 +507,7 @@ class Reconciler:
                 log.exception("failure hook raised")
 
 
-def _calls(vpp: VppClient) -> int:
+def _calls(vpp: Target) -> int:
     return sum(vpp.calls.values())
 
 

@@ -14,8 +14,8 @@ reconciler), the Kubernetes API, routes.
 """
 from .expansion import LB_ANNOTATION, Scope, expand as expand_service, flow_hash_of
 from .feature import ServiceTranslations
-from .snat import KIND as SNAT_KIND, InterfaceRole, SnatConfig, SnatDescriptor, attach_interface, detach_interface
-from .translations import KIND as TRANSLATION_KIND, Backend, ServiceTranslation, TranslationDescriptor
+from .snat_kind import KIND as SNAT_KIND, InterfaceRole, SnatConfig, SnatDescriptor, attach_interface, detach_interface
+from .translation_kind import KIND as TRANSLATION_KIND, Backend, ServiceTranslation, TranslationDescriptor
 
 __all__ = ["Backend", "InterfaceRole", "LB_ANNOTATION", "SNAT_KIND", "Scope", "ServiceTranslation",
            "ServiceTranslations", "SnatConfig", "SnatDescriptor", "TRANSLATION_KIND", "TranslationDescriptor",

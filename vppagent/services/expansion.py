@@ -46,7 +46,7 @@ from vppagent.reconcile import Problem
 from vppagent.vpp import cnat
 from vppagent.iptypes import IpAddress, IpNetwork
 
-from .translations import Backend, ServiceTranslation
+from .translation_kind import Backend, ServiceTranslation
 
 
 LB_ANNOTATION = "vppagent.io/lb"

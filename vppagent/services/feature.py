@@ -39,10 +39,9 @@ from vppagent.vpp import ksvc
 from vppagent.vpp.client import VppClient
 from vppagent.iptypes import IpAddress, IpNetwork
 
-from . import affinity, reject
-from . import snat as snat_kind
+from . import affinity_kind, reject_kind, snat_kind
 from .expansion import Scope, expand, flow_hash_of
-from .translations import KIND, ServiceTranslation, TranslationDescriptor, TranslationKey
+from .translation_kind import KIND, ServiceTranslation, TranslationDescriptor, TranslationKey
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +97,9 @@ class ServiceTranslations(Feature):
         self._snat_intents: list[Intent] = []
         self._snat_problems: list[Problem] = []
         self.reject_vips = reject_vips
-        self._rejects = reject.RejectRefs(sorted(set(tables)))
-        self._reject_descriptor = reject.descriptor(self._rejects.tables, self._owns_reject_vip)
-        self._affinity_descriptor = affinity.AffinityDescriptor(lambda vip: self.scope.owns_cluster_ip(vip))
+        self._rejects = reject_kind.RejectRefs(sorted(set(tables)))
+        self._reject_descriptor = reject_kind.descriptor(self._rejects.tables, self._owns_reject_vip)
+        self._affinity_descriptor = affinity_kind.AffinityDescriptor(lambda vip: self.scope.owns_cluster_ip(vip))
         self._vpp: VppClient | None = None
         self._ksvc = False  # ClientIP affinity by the ksvc plugin (else cnat's source hash)
 
@@ -261,7 +260,7 @@ class ServiceTranslations(Feature):
     def _expand(self, key: ObjectKey, svc: Service, slices: tuple[EndpointSlice, ...]) -> _Entry:
         values, problems = expand(svc, slices, self.scope)
         by_ksvc = self._ksvc and svc.session_affinity is SessionAffinity.CLIENT_IP
-        intents = [Intent(affinity.KIND, affinity.from_translation(v, svc.session_affinity_timeout_s), key)
+        intents = [Intent(affinity_kind.KIND, affinity_kind.from_translation(v, svc.session_affinity_timeout_s), key)
                    if by_ksvc and self.scope.owns_cluster_ip(v.vip) else Intent(KIND, v, key) for v in values]
         programmed = bool(svc.cluster_ips) and not svc.headless and svc.type is not ServiceType.EXTERNAL_NAME \
             and not any(p.reason == "InvalidService" for p in problems)

@@ -114,6 +114,10 @@ class _Pending:
 
 
 class VppClient:
+    # The errors that say "VPP is not reachable", not "VPP refused this": a
+    # reconciler pass stops on them and resyncs (reconcile.descriptor.Target).
+    unavailable: tuple[type[BaseException], ...] = (VppDisconnectedError, VppTimeoutError)
+
     def __init__(
         self,
         socket_path: str,

@@ -6,7 +6,7 @@ attachments, and the dumps (sets, policies, attachments, per-rule counters,
 flow-table stats). Translating IR rules to items and back lives here too,
 because the item list is the API's encoding, not a policy concept.
 Must not: compile NetworkPolicies (``policy/compiler``), choose ids or
-decide what VPP should hold (``policy/vpp_kinds``).
+decide what VPP should hold (``policy/kpol_kind``).
 
 The plugin is not part of stock VPP: ``available(vpp)`` says whether the
 connected VPP offers it (callers fall back to the ACL plugin otherwise).

@@ -169,11 +169,11 @@ def _place_pods(vpp: Any, threads: str, cids: list[str]) -> list[int]:
     """Puts the client's and the server's interface on the threads ``threads`` names; the thread
     each is polled by, read back from VPP."""
     from testbed import threads as vpp_threads
-    from vppagent.cni import vpp_kinds
+    from vppagent.cni import pod_interface_kind
     from vppagent.vpp import interfaces
 
     by_tag = {i.tag: i.sw_if_index for i in interfaces.dump(vpp)}
-    sws = [by_tag[vpp_kinds.TAG_PREFIX + vpp_kinds.interface_name(cid, "eth0")] for cid in cids]
+    sws = [by_tag[pod_interface_kind.TAG_PREFIX + pod_interface_kind.interface_name(cid, "eth0")] for cid in cids]
     if threads == "split":
         vpp_threads.place(vpp, sws[0], 1)
         vpp_threads.place(vpp, sws[1], vpp_threads.MAIN)

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from vppagent.reconcile import DescriptorBase, Found, Resolver
+from vppagent.kinds import VppKind
+from vppagent.reconcile import Found, Resolver
 from vppagent.vpp import cnat, ksvc
 from vppagent.vpp.client import VppClient
 from vppagent.iptypes import IpNetwork
@@ -53,7 +54,7 @@ class SnatConfig:
     complete: bool = True
 
 
-class SnatDescriptor(DescriptorBase):
+class SnatDescriptor(VppKind):
     """The default cnat SNAT entry (one object, key ``default``)."""
 
     kind = KIND

@@ -30,8 +30,9 @@ from vppagent.vpp import interfaces
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.vpp.retvals import Retval
+from vppagent.reconcile import Found, Key, Resolver
 
-from .descriptor import DescriptorBase, Found, Key, Resolver
+from .base import VppKind
 
 TAG_PREFIX = "vppagent:lo:"
 KIND = "loopback"
@@ -55,7 +56,7 @@ class Loopback:
         return Key(KIND, self.name)
 
 
-class LoopbackDescriptor(DescriptorBase):
+class LoopbackDescriptor(VppKind):
     """Loopbacks by tag; not batchable (create, tag and admin-up depend on each other)."""
 
     kind = KIND

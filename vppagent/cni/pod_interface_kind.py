@@ -35,10 +35,11 @@ from typing import Any
 
 from vppagent.cni import pool
 from vppagent.model.podnet import Driver
-from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
-from vppagent.reconcile.loopback_kind import KIND as LOOPBACK_KIND, Loopback
-from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
-from vppagent.services import snat
+from vppagent.kinds import VppKind
+from vppagent.reconcile import Found, Key, Resolver
+from vppagent.kinds.loopback_kind import KIND as LOOPBACK_KIND, Loopback
+from vppagent.kinds.route_kind import Hop, OwnedRoute, RouteDescriptor
+from vppagent.services import snat_kind
 from vppagent.vpp import af_packet, interfaces, memif, neighbors, tap
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -115,7 +116,7 @@ class PodInterface:
         return Key(KIND, self.name)
 
 
-class PodInterfaceDescriptor(DescriptorBase):
+class PodInterfaceDescriptor(VppKind):
     """Pod interfaces by tag. Not batchable: create is a sequence of dependent calls."""
 
     kind = KIND
@@ -181,7 +182,7 @@ class PodInterfaceDescriptor(DescriptorBase):
             # cnat keeps its per-interface maps by index: clear them, or a later
             # interface reusing the index would inherit them.
             try:
-                snat.detach_interface(vpp, handle, snat.InterfaceRole.POD, snat=value.snat)
+                snat_kind.detach_interface(vpp, handle, snat_kind.InterfaceRole.POD, snat=value.snat)
             except VppApiError as e:
                 log.debug("cnat detach failed", extra={"sw_if_index": handle, "error": str(e)})
         self._delete_device(vpp, value, handle)

@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vppagent.reconcile import DescriptorBase, Found, Resolver
+from vppagent.kinds import VppKind
+from vppagent.reconcile import Found, Resolver
 from vppagent.vpp import ksvc
 from vppagent.vpp.client import VppClient
 from vppagent.iptypes import IpAddress
 
-from .translations import ServiceTranslation
+from .translation_kind import ServiceTranslation
 
 KIND = "ksvc-service"
 DEFAULT_TIMEOUT_S = 10800  # Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds
@@ -35,7 +36,7 @@ def from_translation(t: ServiceTranslation, timeout_s: int | None) -> ksvc.KsvcS
     return ksvc.KsvcService(t.vip, int(t.proto), t.port, tuple((b.address, b.port) for b in t.backends), timeout)
 
 
-class AffinityDescriptor(DescriptorBase):
+class AffinityDescriptor(VppKind):
     kind = KIND
 
     def __init__(self, owns_vip: Callable[[IpAddress], bool]):

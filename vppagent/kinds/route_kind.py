@@ -26,8 +26,9 @@ from vppagent.vpp import routes
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
 from vppagent.iptypes import IpAddress, IpNetwork
+from vppagent.reconcile import Found, Key, Request, Resolver
 
-from .descriptor import DescriptorBase, Found, Key, Request, Resolver
+from .base import VppKind
 
 
 # The kind of key a hop gets when retrieve finds an interface no registered
@@ -73,7 +74,7 @@ class OwnedRoute:
 Owns = Callable[[int, IpNetwork], bool]
 
 
-class RouteDescriptor(DescriptorBase):
+class RouteDescriptor(VppKind):
     """Routes of one feature; batchable (one ``ip_route_add_del`` per operation)."""
 
     def __init__(self, kind: str, owns: Owns, tables: Callable[[], Iterable[tuple[int, bool]]],

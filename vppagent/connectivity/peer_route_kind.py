@@ -1,13 +1,13 @@
 """The ``node-route`` kind with one addition: a pair that must not talk in clear gets a drop route.
 
-Owns ``PeerRouteDescriptor``, a ``reconcile.route_kind.RouteDescriptor``
+Owns ``PeerRouteDescriptor``, a ``kinds.route_kind.RouteDescriptor``
 whose routes may also be a single hop to ``DROP`` (VPP's drop path). Why
 a drop route rather than no route: without one, a remote pod CIDR would
 follow whatever shorter route the table holds (a default route out of the
 uplink) and leave the node unencrypted, which ``encryption-required``
 forbids.
 
-Ownership is the node routes' (see ``node_routes``): prefixes inside the
+Ownership is the node routes' (see ``route_scope``): prefixes inside the
 cluster CIDRs, outside this node's pod CIDRs, shorter than a host route.
 Inside that space, drop routes are ours too.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from vppagent.reconcile import Found, Key, Resolver
-from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
+from vppagent.kinds.route_kind import Hop, OwnedRoute, RouteDescriptor
 from vppagent.vpp import routes
 from vppagent.vpp.client import VppClient
 

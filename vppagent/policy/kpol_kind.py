@@ -17,7 +17,7 @@ created; objects a previous agent process created read back under
 ``#orphan`` names, so a restarted agent replaces them once (the plugin has
 no tags to carry our names).
 
-Must not touch: the compiler's state, Kubernetes, ACLs (``acl_fallback``).
+Must not touch: the compiler's state, Kubernetes, ACLs (``acl_kind``).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.reconcile import DescriptorBase, Found, Key, Resolver
+from vppagent.kinds import VppKind
+from vppagent.reconcile import Found, Key, Resolver
 from vppagent.vpp import kpol
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 SET_KIND = "kpol-ipset"
 POLICY_KIND = "kpol-policy"
 ATTACH_KIND = "kpol-attach"
-INTERFACE_KIND = "pod-interface"  # vppagent.cni.vpp_kinds.KIND (not imported: no grpc here)
+INTERFACE_KIND = "pod-interface"  # vppagent.cni.pod_interface_kind.KIND (not imported: no grpc here)
 ORPHAN = "#orphan"
 
 
@@ -172,7 +173,7 @@ def _gone(e: VppApiError) -> bool:
 # -- descriptors ----------------------------------------------------------------------------------
 
 
-class KpolSetDescriptor(DescriptorBase):
+class KpolSetDescriptor(VppKind):
     kind = SET_KIND
 
     def __init__(self, ids: IdPool | None = None):
@@ -224,7 +225,7 @@ class KpolSetDescriptor(DescriptorBase):
                 for s in kpol.dump_ipsets(vpp)]
 
 
-class KpolPolicyDescriptor(DescriptorBase):
+class KpolPolicyDescriptor(VppKind):
     kind = POLICY_KIND
     retrieve_after: tuple[str, ...] = (SET_KIND,)
 
@@ -279,7 +280,7 @@ class KpolPolicyDescriptor(DescriptorBase):
                 for p in kpol.dump_policies(vpp)]
 
 
-class KpolAttachDescriptor(DescriptorBase):
+class KpolAttachDescriptor(VppKind):
     kind = ATTACH_KIND
     retrieve_after: tuple[str, ...] = (POLICY_KIND, INTERFACE_KIND)
 

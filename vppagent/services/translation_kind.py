@@ -30,7 +30,8 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vppagent.reconcile import DescriptorBase, Found, Request, Resolver
+from vppagent.kinds import VppKind
+from vppagent.reconcile import Found, Request, Resolver
 from vppagent.vpp import cnat
 from vppagent.vpp.client import VppClient
 from vppagent.vpp.errors import VppApiError
@@ -114,7 +115,7 @@ _NO_SOURCE = tuple({"addr": zero, "sw_if_index": cnat.NO_INTERFACE, "if_af": af,
                    for af, zero in ((0, ipaddress.IPv4Address(0)), (1, ipaddress.IPv6Address(0))))
 
 
-class TranslationDescriptor(DescriptorBase):
+class TranslationDescriptor(VppKind):
     """cnat translations of Services; batchable (update is an upsert returning the id).
 
     ``owns(vip, port)``: is a translation on this VIP:port the agent's.

@@ -25,7 +25,7 @@ import ipaddress
 from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from vppagent.reconcile import Intent
-from vppagent.reconcile.route_kind import Hop, OwnedRoute, RouteDescriptor
+from vppagent.kinds.route_kind import Hop, OwnedRoute, RouteDescriptor
 from vppagent.vpp import routes
 from vppagent.iptypes import IpAddress, IpNetwork
 
