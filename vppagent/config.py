@@ -210,7 +210,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("services", True, _bool, "program ClusterIP services as cnat translations"),
     KeySpec("policies", True, _bool,
             "enforce Kubernetes NetworkPolicy on this node's pods (kpol plugin; the ACL plugin on a VPP without it)"),
-    KeySpec("health_address", "0.0.0.0", _address, "address of the /healthz, /readyz and /metrics server"),
+    KeySpec("health_address", "127.0.0.1", _address,
+            "address of the /healthz, /readyz and /metrics server (localhost by default; set the node's "
+            "address to let Prometheus scrape)"),
     KeySpec("health_port", 9710, _int_in(0, 65535), "port of that server (0: any free port)"),
     KeySpec("status_socket", "/var/run/vppagent/status.sock", _nonempty,
             "unix socket (mode 0600) the operator CLI reads the agent's state from (vppagent status|show)"),

@@ -1,9 +1,12 @@
 """deploy/*.yaml loaded into the ``kubernetes`` client's models, and their cross-references:
-volumes and mounts, the ConfigMap and the env, ports and probes, the ServiceAccount and RBAC.
-Also: the ConfigMap is what scripts/gen_configmap.py writes, and its values load with config.load."""
+volumes and mounts, the ConfigMap and the env, ports and probes, the ServiceAccount and RBAC,
+every container's security context. Also: the ConfigMap is what scripts/gen_configmap.py writes,
+and its values load with config.load. (The node policy's CEL: test_node_policy.py.)"""
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import re
 import shlex
 import subprocess
 import sys
@@ -21,7 +24,10 @@ DEPLOY = REPO / "deploy"
 MODELS = {("v1", "ServiceAccount"): "V1ServiceAccount", ("v1", "ConfigMap"): "V1ConfigMap",
           ("apps/v1", "DaemonSet"): "V1DaemonSet",
           ("rbac.authorization.k8s.io/v1", "ClusterRole"): "V1ClusterRole",
-          ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding"}
+          ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding",
+          ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): "V1ValidatingAdmissionPolicy",
+          ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"):
+              "V1ValidatingAdmissionPolicyBinding"}
 
 
 def _strict(model: Any, raw: Any, path: str) -> None:
@@ -68,10 +74,33 @@ def container(ds, name: str):
     return next(c for c in (pod.containers or []) + (pod.init_containers or []) if c.name == name)
 
 
+def all_containers(ds) -> list:
+    pod = ds.spec.template.spec
+    return (pod.init_containers or []) + (pod.containers or [])
+
+
+def _container_text(text: str, name: str) -> str:
+    """The lines of daemonset.yaml that define container ``name`` (up to the next list item or key
+    at the same or a lower indentation)."""
+    m = re.search(rf"^( *)- name: {re.escape(name)}\n\1  image:", text, re.MULTILINE)
+    assert m, f"container {name} not found in daemonset.yaml"
+    indent = len(m[1])
+    lines = text[m.start():].splitlines()
+    out = [lines[0]]
+    for line in lines[1:]:
+        stripped = line.lstrip(" ")
+        if stripped and not stripped.startswith("#") and len(line) - len(stripped) <= indent:
+            break
+        out.append(line)
+    return "\n".join(out)
+
+
 def test_the_expected_objects_exist(objs) -> None:
     assert set(objs) == {("ServiceAccount", "vppagent"), ("ClusterRole", "vppagent"),
                          ("ClusterRoleBinding", "vppagent"), ("ConfigMap", "vppagent-config"),
-                         ("DaemonSet", "vppagent")}
+                         ("DaemonSet", "vppagent"),
+                         ("ValidatingAdmissionPolicy", "vppagent-node-annotations"),
+                         ("ValidatingAdmissionPolicyBinding", "vppagent-node-annotations")}
     namespaced = [o for (kind, _), o in objs.items() if kind in ("ServiceAccount", "ConfigMap", "DaemonSet")]
     assert {o.metadata.namespace for o in namespaced} == {"kube-system"}
 
@@ -100,9 +129,70 @@ def test_daemonset_containers_and_scheduling(ds) -> None:
 def test_capabilities_are_justified_in_comments(ds) -> None:
     text = (DEPLOY / "daemonset.yaml").read_text()
     header = text.split("apiVersion:")[0]
-    for c in ds.spec.template.spec.containers:
+    for c in all_containers(ds):
+        section = _container_text(text, c.name)
         for cap in c.security_context.capabilities.add or []:
             assert cap in header, f"{c.name}: capability {cap} not justified in the header comment"
+            assert re.search(rf"^ *- {cap} +# *\w", section, re.MULTILINE), \
+                f"{c.name}: capability {cap} has no reason beside it ('- {cap}  # why')"
+
+
+# What each container may add back after dropping ALL (the reasons are in daemonset.yaml).
+ALLOWED_CAPABILITIES = {
+    "install-cni": {"CHOWN", "DAC_OVERRIDE", "FOWNER"},
+    "vpp": {"IPC_LOCK", "NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_NICE", "SYS_RESOURCE"},
+    "agent": {"NET_ADMIN", "SYS_ADMIN", "NET_RAW"},
+}
+
+
+def test_every_container_is_hardened(ds) -> None:
+    pod = ds.spec.template.spec
+    assert pod.security_context and pod.security_context.seccomp_profile, "no pod seccompProfile"
+    assert pod.security_context.seccomp_profile.type == "RuntimeDefault"
+    assert not (pod.host_pid or pod.host_ipc), "only the network namespace is the host's"
+    assert {c.name for c in all_containers(ds)} == set(ALLOWED_CAPABILITIES)
+    for c in all_containers(ds):
+        sc = c.security_context
+        assert sc is not None, f"{c.name}: no securityContext"
+        assert not sc.privileged, f"{c.name}: capabilities are listed, not privileged"
+        assert sc.allow_privilege_escalation is False, \
+            f"{c.name}: allowPrivilegeEscalation must be false (root with its capabilities needs none)"
+        assert sc.read_only_root_filesystem is True, f"{c.name}: readOnlyRootFilesystem must be true"
+        assert sc.run_as_user == 0, f"{c.name}: its capabilities are effective only as root (no ambient set)"
+        assert sc.seccomp_profile is None or sc.seccomp_profile.type == "RuntimeDefault", c.name
+        assert sc.capabilities.drop == ["ALL"], c.name
+        assert set(sc.capabilities.add or []) <= ALLOWED_CAPABILITIES[c.name], c.name
+
+
+def test_read_only_containers_can_write_where_they_must(ds) -> None:
+    pod = ds.spec.template.spec
+    volumes = {v.name: v for v in pod.volumes}
+
+    def writable(c) -> set[Path]:
+        return {Path(m.mount_path) for m in c.volume_mounts if not m.read_only
+                and (volumes[m.name].host_path or volumes[m.name].empty_dir)}
+
+    def under(path: str, dirs: set[Path]) -> bool:
+        return any(Path(path) == d or d in Path(path).parents for d in dirs)
+
+    vpp, agent = container(ds, "vpp"), container(ds, "agent")
+    # startup: its snapshot in --state-dir, VPP's runtime dir, sockets and log in <state-dir>/vpp
+    from startup.manager import BringUpConfig
+
+    state_dir = vpp.args[vpp.args.index("--state-dir") + 1]
+    for path in (state_dir, str(BringUpConfig(state_dir=Path(state_dir)).vpp_workdir), "/run/vpp",
+                 "/tmp", "/var/run/dpdk", "/dev/hugepages"):
+        assert under(path, writable(vpp)), f"vpp writes {path}, not a writable volume"
+    # the agent: its state, keys and sockets, the CNI cache, pods' netns, temporary files
+    defaults = {k.name: k.default for k in config.KEYS}
+    for path in (defaults["cni_socket"], defaults["status_socket"], "/var/lib/vppagent",
+                 "/var/lib/vppagent/keys", "/var/lib/cni", "/var/run/netns", "/tmp"):
+        assert under(path, writable(agent)), f"agent writes {path}, not a writable volume"
+    for path in ("/host/opt/cni/bin", "/host/etc/cni/net.d", "/host/opt/vppagent"):
+        assert under(path, writable(container(ds, "install-cni"))), path
+    for v in volumes.values():
+        if v.empty_dir is not None and v.empty_dir.medium != "HugePages-2Mi":
+            assert v.empty_dir.size_limit, f"emptyDir {v.name} has no sizeLimit"
 
 
 def test_volumes_and_mounts_match(ds) -> None:
@@ -204,12 +294,27 @@ def test_a_bad_configmap_value_is_one_line_naming_the_key(objs) -> None:
     assert e.value.key == "node_name"
 
 
+def test_health_server_is_localhost_only_by_default(objs, ds) -> None:
+    default = next(k.default for k in config.KEYS if k.name == "health_address")
+    assert ipaddress.ip_address(default).is_loopback, \
+        f"health_address defaults to {default}: under hostNetwork that serves /metrics on the node's addresses"
+    cm = objs[("ConfigMap", "vppagent-config")].data
+    assert cm["VPPAGENT_HEALTH_ADDRESS"] == default
+    agent = container(ds, "agent")
+    assert "VPPAGENT_HEALTH_ADDRESS" not in {e.name for e in agent.env or []}, "the shipped default is localhost"
+    assert config.load({"VPPAGENT_NODE_NAME": "n"}).health_address == default
+
+
 def test_ports_and_probes(objs, ds) -> None:
     agent = container(ds, "agent")
     ports = {p.name: p.container_port for p in agent.ports}
     health_port = int(objs[("ConfigMap", "vppagent-config")].data["VPPAGENT_HEALTH_PORT"])
+    health_address = objs[("ConfigMap", "vppagent-config")].data["VPPAGENT_HEALTH_ADDRESS"]
     for probe, path in ((agent.liveness_probe, "/healthz"), (agent.readiness_probe, "/readyz")):
         assert probe.http_get.path == path
+        # hostNetwork: the kubelet shares the agent's netns and reaches its localhost; without
+        # host: it would probe the pod IP (the node's address), where nothing listens.
+        assert probe.http_get.host == health_address == "127.0.0.1", f"{path} probes host {probe.http_get.host}"
         port = probe.http_get.port
         assert (ports.get(port) if isinstance(port, str) else port) == health_port, f"{path} probes {port}"
     assert ports["health"] == health_port
@@ -238,9 +343,22 @@ def test_service_account_and_rbac(objs, ds) -> None:
         ("", "services"): {"list", "watch"},
         ("discovery.k8s.io", "endpointslices"): {"list", "watch"},
         ("networking.k8s.io", "networkpolicies"): {"list", "watch"},
-        ("", "events"): {"create", "patch"},
+        ("", "events"): {"create"},
     }
-    assert "vppagent.io/" in (DEPLOY / "rbac.yaml").read_text(), "say how node patches are limited"
+    text = (DEPLOY / "rbac.yaml").read_text()
+    assert "vppagent.io/" in text, "say how node patches are limited"
+    assert "node-annotations-policy.yaml" in text and (DEPLOY / "node-annotations-policy.yaml").is_file()
+    assert "create/patch" not in text
+
+
+def test_the_roles_write_verbs_are_what_the_agent_calls() -> None:
+    """Every Kubernetes write in the product is one the ClusterRole allows, and the role allows no
+    write the product never makes (the agent creates Events and patches its Node, nothing else)."""
+    calls: set[str] = set()
+    for f in Path(config.__file__).parent.rglob("*.py"):
+        calls |= set(re.findall(r"\.((?:create|patch|replace|delete)_\w+)\(", f.read_text()))
+    kube_writes = {c for c in calls if c.endswith(("_event", "_node"))}
+    assert kube_writes == {"create_namespaced_event", "patch_node"}, kube_writes
 
 
 def test_container_arguments_parse_with_the_projects_own_parsers(ds, capsys) -> None:
@@ -258,3 +376,15 @@ def test_container_arguments_parse_with_the_projects_own_parsers(ds, capsys) -> 
     assert opts.agent_socket == cni_default, "the plugin dials the socket the agent serves"
     mounts = {m.mount_path for m in container(ds, "install-cni").volume_mounts}
     assert {"/host/opt/cni/bin", "/host/etc/cni/net.d"} <= mounts
+
+
+def test_the_docs_apply_every_manifest() -> None:
+    files = {f.name for f in DEPLOY.glob("*.yaml")}
+    for doc in (DEPLOY / "README.md", REPO / "docs" / "operations.md"):
+        applies = [ln for ln in doc.read_text().splitlines() if "kubectl apply" in ln and "deploy/" in ln]
+        assert applies, f"{doc.name}: no kubectl apply of deploy/"
+        named = set(re.findall(r"deploy/([\w.-]+\.yaml)", " ".join(applies)))
+        assert named == files, f"{doc.name} applies {sorted(named)}, deploy/ has {sorted(files)}"
+    readme = (DEPLOY / "README.md").read_text()
+    section = readme.split("## Limiting node patches", 1)[1].split("\n## ", 1)[0]
+    assert "node-annotations-policy.yaml" in section and "1.30" in section
