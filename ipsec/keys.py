@@ -22,11 +22,12 @@ import binascii
 import logging
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from vppagent.atomic import private_dir, write_bytes
 
 from .errors import BadPeerKey, KeyFileError
 
@@ -137,26 +138,5 @@ def load(path: str | os.PathLike[str]) -> NodeKey:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)  # a pre-existing hostPath directory is 0755: keys are private
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp makes it 0600
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        try:
-            # link() fails if the target exists: never overwrite a key someone else wrote.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        os.unlink(tmp)
+    private_dir(path.parent)  # a pre-existing hostPath directory is 0755: keys are private
+    write_bytes(path, data, 0o600, exclusive=True)  # never overwrite a key someone else wrote

@@ -30,10 +30,10 @@ beyond carrying it.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vppagent.atomic import private_dir, write_bytes
 
 from .derive import PairKeys
 from .errors import BadAnnotation, KeyFileError
@@ -164,15 +164,8 @@ class EpochStore:
         return int(text.strip())
 
     def store(self, epoch: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.path.parent, 0o700)  # as the key files' directory (keys.py)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            os.write(fd, f"{epoch}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        private_dir(self.path.parent)  # as the key files' directory (keys.py)
+        write_bytes(self.path, f"{epoch}\n".encode())
 
     def advance(self) -> int:
         """The next epoch, stored before it is returned (so it is never reused after a crash)."""

@@ -9,11 +9,12 @@ never applied to another namespace or interface.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vppagent.atomic import fsync_dir, write_json
 
 from .errors import SnapshotError
 from .hostpath import HostPathNames
@@ -58,17 +59,7 @@ def path(state_dir: Path) -> Path:
 
 def write_atomic(target: Path, data: dict[str, Any]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    dfd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_json(target, data, indent=1)
 
 
 def save(state_dir: Path, snap: Snapshot) -> None:
@@ -91,8 +82,4 @@ def remove(state_dir: Path) -> None:
     p = path(state_dir)
     if p.exists():
         p.unlink()
-        dfd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(p.parent)

@@ -46,6 +46,7 @@ class AgentHandle:
     real_vpp: bool
     runner: AgentThread | None = None
     target: targets.Target | None = None
+    _features: Callable[[Any], list] | None = None
 
     @property
     def errors(self) -> list[BaseException]:
@@ -77,6 +78,18 @@ class AgentHandle:
         reply = self.stub().Check(self.request(container_id, netns, **kw), timeout=30)
         return reply.error if reply.HasField("error") else None
 
+    def restart(self, between: Callable[[], None] = lambda: None) -> Agent:
+        """Stop the agent, run ``between`` (what happens while none runs), then start a new one with
+        the same settings, state dir, VPP and API server; returns it once it is ready."""
+        assert self.runner is not None
+        self.runner.stop()
+        between()
+        self.agent = Agent(self.agent.cfg, api_client=api_client_for_host(self.fake.url), source_options=FAST,
+                           features=self._features(self.agent.cfg) if self._features is not None else None)
+        self.runner = AgentThread(self.agent, name="podnet-agent").start()
+        self.runner.wait_ready(30)
+        return self.agent
+
 
 @contextmanager
 def running_agent(*, vpp_bin: str | None = None, pod_cidrs: tuple[str, ...] = ("10.244.1.0/24",),
@@ -107,15 +120,12 @@ def running_agent(*, vpp_bin: str | None = None, pod_cidrs: tuple[str, ...] = ("
         agent = Agent(cfg, api_client=api_client_for_host(fake.url), source_options=FAST,
                       features=features(cfg) if features is not None else None)
         vpp = stack.enter_context(target.client(required={}))
-        handle = AgentHandle(agent, fake, vpp, cni_socket, sd, bool(vpp_bin), target=target)
-        runner = AgentThread(agent, name="podnet-agent")
-        runner.on_stop.append(lambda: agent.pod_network.close() if agent.pod_network is not None else None)
-        runner.start()
-        handle.runner = runner
-        stack.callback(runner.stop, check=False)
-        runner.wait_ready(30)
+        handle = AgentHandle(agent, fake, vpp, cni_socket, sd, bool(vpp_bin), target=target, _features=features)
+        handle.runner = AgentThread(agent, name="podnet-agent").start()
+        stack.callback(lambda: handle.runner.stop(check=False) if handle.runner is not None else None)
+        handle.runner.wait_ready(30)
         yield handle
-        assert not runner.errors, runner.errors
+        assert not handle.errors, handle.errors
 
 
 class Pods:
@@ -151,11 +161,13 @@ def container_id(n: int) -> str:
     return f"{n:08x}" + _RUN
 
 
-def host_links() -> set[str]:
-    """The veth host ends of pods in this netns (``vpa`` + 12 hex digits)."""
+def host_links(*patterns: re.Pattern[str]) -> set[str]:
+    """The links of this netns that match one of ``patterns``; by default the veth host ends of
+    pods (``vpa`` + 12 hex digits)."""
+    patterns = patterns or (re.compile(r"vpa[0-9a-f]{12}"),)
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     names = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
-    return {n for n in names if re.fullmatch(r"vpa[0-9a-f]{12}", n)}
+    return {n for n in names if any(p.fullmatch(n) for p in patterns)}
 
 
 def vpp_binary() -> str | None:

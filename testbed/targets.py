@@ -66,6 +66,15 @@ def vpp_binary() -> str | None:
     return os.environ.get("VPPAGENT_VPP_BIN") or None
 
 
+def emulator_and_private_vpp() -> list[Any]:
+    """pytest parameters of a ``vpp_bin`` argument: None (the emulator), and ``$VPPAGENT_VPP_BIN``
+    (a private real VPP, marked ``real_vpp``; skipped without it)."""
+    return [pytest.param(None, id="emulator"),
+            pytest.param(vpp_binary(), id="real-vpp",
+                         marks=[pytest.mark.real_vpp,
+                                pytest.mark.skipif(not vpp_binary(), reason="needs VPPAGENT_VPP_BIN (a private VPP)")])]
+
+
 def real_vpp_reason(*, private: bool = False) -> str | None:
     """Why the real-VPP tier cannot run here, or None when it can.
 

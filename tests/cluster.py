@@ -1,15 +1,13 @@
 """Helpers the agent-level suites share: a small cluster in the fake API server, what VPP holds
-of it, which requests changed VPP, and a ``vppagent`` subprocess's environment."""
+of it, which requests changed VPP."""
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections import Counter
 from typing import Any
 
 from testbed.fakekube import FakeKube
 from testbed.fakekube import objects as k
-from testbed.targets import REPO
 from vppagent.vpp import cnat, routes
 from vppagent.vpp.client import VppClient
 
@@ -69,10 +67,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def subprocess_env(**over: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VPPAGENT_")}
-    env["PYTHONPATH"] = str(REPO)
-    env.update(over)
-    return env

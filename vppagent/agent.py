@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from vppagent.config import Config, safe_pod_mtu, key_dir
+from vppagent.crash import NONE as NO_CRASH, CrashPoints
 from vppagent.connectivity import EncryptionSettings, NodeConnectivity
 from vppagent.health import Health
 from vppagent.feature import Feature
@@ -118,20 +119,22 @@ class FeatureChanged:
 # -- features -----------------------------------------------------------------------
 
 
-def features_for(cfg: Config, *, submit: Any = None, ready: Any = None, registry: Any = None) -> list[Feature]:
+def features_for(cfg: Config, *, submit: Any = None, registry: Any = None,
+                 crash: CrashPoints = NO_CRASH) -> list[Feature]:
     """The features ``cfg`` enables. ``submit()`` wakes the agent loop (features with inputs of
-    their own, like CNI calls, need it); ``ready()`` says whether the agent has synced."""
+    their own, like CNI calls, need it). Building them reads nothing: ``start()`` does."""
     out: list[Feature] = []
     if cfg.pods:
         from vppagent.cni.pods import PodNetwork  # grpc and netlink only where pods are served
 
         out.append(PodNetwork(node_name=cfg.node_name, state_dir=Path(cfg.state_dir), table_id=cfg.pod_table_id,
                               mtu=cfg.pod_mtu or safe_pod_mtu(cfg), driver=cfg.pod_interface,
-                              submit=submit or (lambda: None), ready=ready or (lambda: True),
+                              submit=submit or (lambda: None),
                               settle_timeout_s=max(5.0, 2 * cfg.vpp_timeout_s),
                               services=cfg.services, snat=cfg.service_snat, spares=cfg.pod_spare_interfaces,
                               af_packet_version=cfg.pod_af_packet_version,
-                              rcu_expedited=cfg.kernel_rcu_expedited, offloads=cfg.pod_offloads))
+                              rcu_expedited=cfg.kernel_rcu_expedited, offloads=cfg.pod_offloads,
+                              crash=crash))
     if cfg.connectivity != "none":
         from ipsec import Lifetime, RekeyTimers
         from vppagent.cni.pod_interface_kind import GATEWAY_NAME
@@ -193,20 +196,21 @@ class Agent:
     def __init__(self, cfg: Config, *, api_client: Any, vpp: VppClient | None = None,
                  recorder: EventRecorder | None = None, source_options: SourceOptions | None = None,
                  health: Health | None = None, features: list[Feature] | None = None,
-                 connect_backoff: BackoffPolicy | None = None, registry: Any = None):
+                 connect_backoff: BackoffPolicy | None = None, registry: Any = None,
+                 crash: CrashPoints = NO_CRASH):
         self.cfg = cfg
         self.queue: queue.Queue[Any] = queue.Queue()
         self.health = health or Health()
         self.cluster = ClusterState()
         self.features = features if features is not None else features_for(
-            cfg, submit=lambda: self.queue.put(FeatureChanged("pods")), ready=self._can_program, registry=registry)
+            cfg, submit=lambda: self.queue.put(FeatureChanged("pods")), registry=registry, crash=crash)
         self.recorder = recorder
         if vpp is None:
             defs = load_definitions(cfg.api_dir)
             # Checked at every (re)connect: a VPP without cnat, or of another
             # release, is refused with the list of what differs.
             vpp = VppClient(cfg.vpp_socket, timeout=cfg.vpp_timeout_s, auto_reconnect=True,
-                            definitions=defs, required=required_messages(defs))
+                            definitions=defs, required=required_messages(defs), crash=crash)
         self.vpp = vpp
         self.vpp.subscribe(self.queue.put)
         for f in self.features:
@@ -269,7 +273,7 @@ class Agent:
 
     @property
     def pod_network(self) -> Any:
-        """The ``pods`` feature (the CNI backend), if enabled."""
+        """The ``pods`` feature, if enabled."""
         return next((f for f in self.features if f.name == "pods"), None)
 
     def _can_program(self) -> bool:
@@ -285,9 +289,11 @@ class Agent:
         """The reconciler loop; returns after ``stop()``. Raises FatalAgentError if VPP is unusable."""
         log.info("agent starting", extra={"node": self.cfg.node_name, "vpp_socket": self.cfg.vpp_socket,
                                           "features": ",".join(f.name for f in self.features)})
-        self.sources.start()
-        self._start_cni_server()
         try:
+            for f in self.features:
+                f.start()  # recovery from a crash, before any CNI call or desired state
+            self.sources.start()
+            self._start_cni_server()
             while not self._stop.is_set():
                 self.health.beat()
                 self._ensure_connected()
@@ -302,6 +308,8 @@ class Agent:
             if self._cni_server is not None:
                 self._cni_server.stop()
             self.sources.stop()
+            for f in self.features:
+                f.close()
             # Close without deleting anything: the data plane stays as programmed.
             self.vpp.close()
             log.info("agent stopped; VPP left as programmed",
@@ -311,9 +319,11 @@ class Agent:
         pods = self.pod_network
         if pods is None:
             return
+        from vppagent.cni.backend import CniBackend
         from vppagent.cni.server import CniServer
 
-        self._cni_server = CniServer(self.cfg.cni_socket, pods, lambda key: self.reconciler.applied.get(key))
+        backend = CniBackend(pods, ready=self._can_program)
+        self._cni_server = CniServer(self.cfg.cni_socket, backend, lambda key: self.reconciler.applied.get(key))
         self._cni_server.start()
 
     def _settle(self) -> None:

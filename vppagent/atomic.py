@@ -1,8 +1,11 @@
 """Crash-safe files: a reader sees the old content or the new, never a mix.
 
 Owns: writing whole files atomically (temporary file in the same directory,
-fsync, rename, fsync of the directory) and reading JSON back with a typed
-error for a damaged file. Knows nothing about what the files mean.
+fsync, rename, fsync of the directory; the temporary file removed on any
+failure) and reading JSON back with a typed error for a damaged file. Knows
+nothing about what the files mean. The one writer of every state file:
+IPAM and pod records (``cni/``), keys and key epochs (``ipsec/``), the
+uplink snapshot (``startup/``); so it imports nothing but the standard library.
 """
 from __future__ import annotations
 
@@ -38,7 +41,9 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_bytes(path: Path, data: bytes, mode: int = 0o600, *, exclusive: bool = False) -> bool:
+    """Replace ``path`` with ``data``; with ``exclusive``, only create it (a file someone else wrote
+    first is kept: keys are never overwritten). Whether this call's data is the file's now."""
     path = Path(path)
     # The leading dot and .tmp suffix keep half-written files out of "*.json" globs.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -53,15 +58,25 @@ def write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if exclusive:
+            try:
+                os.link(tmp, path)  # fails if the target exists, where rename would replace it
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+    return True
 
 
-def write_json(path: Path, obj: Any, mode: int = 0o600) -> None:
-    write_bytes(path, json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n", mode)
+def write_json(path: Path, obj: Any, mode: int = 0o600, *, indent: int | None = None) -> None:
+    separators = None if indent is not None else (",", ":")
+    write_bytes(path, json.dumps(obj, sort_keys=True, indent=indent, separators=separators).encode() + b"\n", mode)
 
 
 def read_json(path: Path) -> Any | None:

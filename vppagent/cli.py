@@ -41,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from .agent import Agent, FatalAgentError
     from .config import ConfigError, load
+    from .crash import CrashPoints
     from .health import Health, HealthServer
     from .ops import metrics as ops_metrics
     from .ops.status_server import StatusServer, StatusServerError
@@ -48,7 +49,8 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         cfg = load(config_file=args.config)
-    except ConfigError as e:
+        crash = CrashPoints.from_env(os.environ)
+    except (ConfigError, ValueError) as e:
         print(f"vppagent run: {e}", file=sys.stderr)
         return EXIT_USAGE
     logs.setup(cfg.log_level)
@@ -69,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     status: StatusServer | None = None
     ops: ops_metrics.OpsMetrics | None = None
     try:
-        agent = Agent(cfg, api_client=api, recorder=recorder, health=health, registry=registry)
+        agent = Agent(cfg, api_client=api, recorder=recorder, health=health, registry=registry, crash=crash)
         ops = ops_metrics.register(registry, agent, stats_socket=cfg.stats_socket)
         status = StatusServer.for_agent(cfg.status_socket, agent).start()
         signal.signal(signal.SIGTERM, lambda *_: agent.stop(from_signal=True))

@@ -8,8 +8,12 @@ each hook on every feature without probing for it.
 
 The agent calls them on its one reconciler thread:
 
-- ``bind_vpp`` once, before anything else, for features whose desired state
-  depends on what VPP offers (a plugin present or not);
+- ``bind_vpp`` once, when the agent is built, for features whose desired
+  state depends on what VPP offers (a plugin present or not);
+- ``start`` once when ``run()`` begins, before the CNI server listens and
+  before the first ``desired``: the place for I/O such as opening state on
+  disk and recovering from a crash (constructors do none); ``close`` once
+  when ``run()`` ends, leaving the data plane as programmed;
 - ``desired`` whenever the cluster state changed; it must be a pure function
   of the state (it may memoize). A feature whose ``incremental`` is true also
   answers ``desired_delta(cluster, touched)`` with the intents that changed,
@@ -47,6 +51,12 @@ class Feature:
 
     def bind_vpp(self, vpp: VppClient) -> None:
         """The agent's VPP client, before the first ``desired``."""
+
+    def start(self) -> None:
+        """Open what the feature keeps outside memory, and recover from a crash."""
+
+    def close(self) -> None:
+        """Release what ``start`` opened (safe without ``start``, and twice)."""
 
     def descriptors(self) -> Sequence[Descriptor[Any]]:
         return ()

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from vppagent.cni.atomic import CorruptFile, read_json, write_json
+from vppagent.atomic import CorruptFile, read_json, write_json
 from vppagent.cni.store import AttachmentStore
 from vppagent.model.podnet import Attachment, Driver, InvalidAttachment
 

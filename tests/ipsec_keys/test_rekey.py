@@ -107,3 +107,29 @@ def test_epoch_annotation_parsing():
     for bad in ("-1", "x", "1.5", "9" * 30):
         with pytest.raises(BadAnnotation):
             parse_epoch(bad, node="n")
+
+
+@pytest.mark.parametrize("what", ["epoch", "key"])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path, monkeypatch, what):
+    """The epoch and the key are written by the one crash-safe writer (vppagent/atomic.py): a write
+    that fails (a full disk at fsync) keeps what was there and leaves nothing half-written beside it."""
+    from ipsec import load_or_create
+
+    d = tmp_path / "keys"
+    if what == "epoch":
+        store = EpochStore(d / "ipsec.epoch")
+        store.advance()
+        write = store.advance
+    else:
+        write = lambda: load_or_create(d / "node.key")  # noqa: E731
+    before = {p.name: p.read_bytes() for p in d.iterdir()} if d.exists() else {}
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write()
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700

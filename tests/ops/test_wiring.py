@@ -19,12 +19,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from testbed.agent_process import AgentProcess, subprocess_env
 from testbed.agent_runner import agent_env
 from testbed.emulator.server import Emulator
 from testbed.fakekube import FakeKube
 from testbed.targets import api_dir
-from tests.agent.test_process import AgentProcess
-from tests.cluster import free_port, populate, subprocess_env
+from tests.cluster import free_port, populate
 from vppagent import config
 from vppagent.ops.metrics import AgentCollector
 from vppagent.ops.views import AgentView

@@ -11,19 +11,14 @@ import json
 import logging
 import os
 import subprocess
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from testbed.agent_runner import FAST, agent_env
 from testbed.fakekube import objects as k
 from testbed.podnet import Pods, container_id, host_links, running_agent
 from testbed.wait import wait_for
-from vppagent.agent import Agent
 from vppagent.cni import linux, pod_interface_kind
-from vppagent.config import load
-from vppagent.sources import api_client_for_host
 from vppagent.vpp import af_packet, interfaces, memif, neighbors, routes
 
 pytestmark = [pytest.mark.netns,
@@ -189,39 +184,23 @@ def test_parallel_adds_get_distinct_addresses_and_all_dels_clean_up(pods: Pods) 
 
 
 def test_a_restarted_agent_adopts_its_pods_without_touching_them(pods: Pods, tmp_path) -> None:
-    state = str(tmp_path / "state")
     ns = pods.netns(1)
     cid = container_id(1)
-    with running_agent(state_dir=state) as h:
+    with running_agent(state_dir=str(tmp_path / "state")) as h:
         result, err = h.add(cid, ns)
         assert err is None
         before = pod_interfaces(h.vpp)
-        h.agent.stop()
-        wait_for(lambda: not h.agent.ready, 10, "the first agent to stop")
-        h.agent.pod_network.close()
         # The next agent: same state dir, same VPP, same API server.
-        cfg = load(agent_env(h.agent.cfg.vpp_socket, VPPAGENT_PODS="true", VPPAGENT_SERVICES="false",
-                             VPPAGENT_STATE_DIR=state, VPPAGENT_CNI_SOCKET=h.cni_socket,
-                             VPPAGENT_POD_INTERFACE="veth"))
-        agent2 = Agent(cfg, api_client=api_client_for_host(h.fake.url), source_options=FAST)
-        t = threading.Thread(target=agent2.run, daemon=True)
-        t.start()
-        try:
-            wait_for(lambda: agent2.ready, 20, "the second agent")
-            mutating = {m: n for m, n in agent2.vpp.calls.items()
-                        if not m.endswith(("_dump", "_get_table", "control_ping", "get_first_msg_id"))
-                        and m not in ("sockclnt_create", "show_version", "control_ping")}
-            assert mutating == {}, mutating
-            assert pod_interfaces(h.vpp) == before  # same sw_if_index: adopted, not re-created
-            assert agent2.pod_network.ipam.allocations()[(cid, "eth0")][0] == \
-                ipaddress.ip_interface(result["ips"][0]["address"]).ip
-            h.agent = agent2
-            assert h.delete(cid, ns) is None
-            assert pod_interfaces(h.vpp) == {} and host_links() == set()
-        finally:
-            agent2.stop()
-            t.join(10)
-            agent2.pod_network.close()
+        agent2 = h.restart()
+        mutating = {m: n for m, n in agent2.vpp.calls.items()
+                    if not m.endswith(("_dump", "_get_table", "control_ping", "get_first_msg_id"))
+                    and m not in ("sockclnt_create", "show_version", "control_ping")}
+        assert mutating == {}, mutating
+        assert pod_interfaces(h.vpp) == before  # same sw_if_index: adopted, not re-created
+        assert agent2.pod_network.ipam.allocations()[(cid, "eth0")][0] == \
+            ipaddress.ip_interface(result["ips"][0]["address"]).ip
+        assert h.delete(cid, ns) is None
+        assert pod_interfaces(h.vpp) == {} and host_links() == set()
 
 
 def test_gc_detaches_what_the_runtime_no_longer_knows(pods: Pods) -> None:

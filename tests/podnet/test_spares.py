@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 
 import pytest
 
 from testbed import payload
 from testbed.emulator.handlers import feature as emu_feature
-from testbed.podnet import Pods, container_id, running_agent, vpp_binary
-from testbed.targets import real_vpp_reason
+from testbed.podnet import Pods, container_id, host_links, running_agent, vpp_binary
+from testbed.targets import emulator_and_private_vpp, real_vpp_reason
 from testbed.wait import wait_for
 from vppagent.cni import linux, pod_interface_kind, pool
 from vppagent.vpp import af_packet, features, interfaces
@@ -45,11 +44,6 @@ def pod_interfaces(vpp) -> dict[str, int]:
     return {i.tag: i.sw_if_index for i in interfaces.dump(vpp) if i.tag.startswith(pod_interface_kind.TAG_PREFIX)}
 
 
-def links(pattern: re.Pattern[str]) -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
-    return {n for line in out.splitlines() if pattern.fullmatch(n := line.split(":")[1].strip().split("@")[0])}
-
-
 def full_pool(h, n: int = 3) -> dict[str, int]:
     """Wait until the pool holds ``n`` ready spares and VPP has exactly them; return VPP's view."""
     wait_for(lambda: h.agent.pod_network.pool.counts() == (n, 0) and len(spare_interfaces(h.vpp)) == n,
@@ -60,8 +54,8 @@ def full_pool(h, n: int = 3) -> dict[str, int]:
 def test_an_add_takes_a_spare_and_the_pool_refills(pods: Pods) -> None:
     with running_agent(**SPARES) as h:
         spares = full_pool(h)
-        assert links(pool.HOST_IFNAME) == set(spares)
-        assert links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in spares}
+        assert host_links(pool.HOST_IFNAME) == set(spares)
+        assert host_links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in spares}
         ns, cid = pods.netns(1), container_id(1)
         result, err = h.add(cid, ns, pod="web")
         assert err is None, err
@@ -94,21 +88,17 @@ def test_an_add_takes_a_spare_and_the_pool_refills(pods: Pods) -> None:
 
         assert h.delete(cid, ns, pod="web") is None
         assert pod_interfaces(h.vpp) == {}
-        assert host not in links(pool.HOST_IFNAME)
+        assert host not in host_links(pool.HOST_IFNAME)
         assert sw not in {a.sw_if_index for a in af_packet.dump(h.vpp)}
         final = full_pool(h)
-        assert links(pool.HOST_IFNAME) == set(final)
-        assert links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in final}
+        assert host_links(pool.HOST_IFNAME) == set(final)
+        assert host_links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in final}
         assert h.agent.pod_network.ipam.allocations() == {}
 
 
-REAL = pytest.param(True, marks=[pytest.mark.real_vpp,
-                                  pytest.mark.skipif(bool(real_vpp_reason()), reason=real_vpp_reason() or "")])
-
-
-@pytest.mark.parametrize("real", [False, REAL], ids=["emulator", "real-vpp"])
-def test_a_failed_add_on_a_spare_leaves_nothing(pods: Pods, real: bool) -> None:
-    with running_agent(vpp_bin=vpp_binary() if real else None, **SPARES) as h:
+@pytest.mark.parametrize("vpp_bin", emulator_and_private_vpp())
+def test_a_failed_add_on_a_spare_leaves_nothing(pods: Pods, vpp_bin: str | None) -> None:
+    with running_agent(vpp_bin=vpp_bin, **SPARES) as h:
         full_pool(h)
         ns, cid = pods.netns(1), container_id(1)
         # The runtime's netns already has an eth0: making the pod's interface there fails.
@@ -121,8 +111,8 @@ def test_a_failed_add_on_a_spare_leaves_nothing(pods: Pods, real: bool) -> None:
         # The taken spare is deleted (VPP and veth), and a new one takes its place.
         final = full_pool(h)
         assert {a.host_if_name for a in af_packet.dump(h.vpp)} == set(final)
-        assert links(pool.HOST_IFNAME) == set(final)
-        assert len(links(pool.SPARE_IFNAME)) == 3
+        assert host_links(pool.HOST_IFNAME) == set(final)
+        assert len(host_links(pool.SPARE_IFNAME)) == 3
 
 
 def test_a_pod_with_its_own_mtu_gets_a_new_interface(pods: Pods) -> None:
@@ -149,15 +139,15 @@ def test_a_restarted_agent_replaces_the_spares_and_keeps_the_pods(pods: Pods, tm
         pod_host = h.agent.pod_network.attachments()[0].host_ifname
         old = full_pool(h)
     # The VPP (emulator) went with the first agent; the veths are the node's.
-    assert links(pool.HOST_IFNAME) == set(old) | {pod_host}
+    assert host_links(pool.HOST_IFNAME) == set(old) | {pod_host}
     with running_agent(state_dir=state, **SPARES) as h:
         new = full_pool(h)
         assert not set(new) & set(old)
-        assert links(pool.HOST_IFNAME) == set(new) | {pod_host}  # the old spares' veths are gone
-        assert links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in set(new) | {pod_host}}
+        assert host_links(pool.HOST_IFNAME) == set(new) | {pod_host}  # the old spares' veths are gone
+        assert host_links(pool.SPARE_IFNAME) == {pool.parent_of(n) for n in set(new) | {pod_host}}
         assert h.agent.pod_network.attachments()[0].host_ifname == pod_host
         assert h.delete(cid, ns, pod="web") is None
-    for name in links(pool.HOST_IFNAME):
+    for name in host_links(pool.HOST_IFNAME):
         subprocess.run(["ip", "link", "del", name], check=False)
 
 

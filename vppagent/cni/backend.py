@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from vppagent.cni import linux, pod_interface_kind, pool
+from vppagent.cni import linux, pod_interface_kind
 from vppagent.cni.ipam import IpamError, RangeExhausted
 from vppagent.cni.pods import MEMIF_ANNOTATION, MEMIF_IFNAME, NotProgrammed, PodNetwork
 from vppagent.model.podnet import Attachment, Driver
@@ -105,6 +105,13 @@ class CniBackend:
         self._lock = threading.Lock()
         self._container_locks: dict[str, threading.Lock] = {}
 
+    @contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        """One change outside the agent's memory, with its crash points (vppagent/crash.py)."""
+        self.pods.crash.reached(f"cni:{name}:before")
+        yield
+        self.pods.crash.reached(f"cni:{name}:after")
+
     def _container_lock(self, container_id: str) -> threading.Lock:
         with self._lock:
             return self._container_locks.setdefault(container_id, threading.Lock())
@@ -175,7 +182,7 @@ class CniBackend:
                 memif_key = (call.container_id, MEMIF_IFNAME)
                 memif_ips = [f"memif:{_host_iface(ip)}" for ip in self._allocate(memif_key)]
                 undo.append(lambda: pods.ipam.release(*memif_key))
-                memif_socket = f"abstract:vppagent/{MEMIF_IFNAME},netns_name={call.netns}"
+                memif_socket = pod_interface_kind.memif_socket(MEMIF_IFNAME, call.netns)
             host = pod_interface_kind.host_ifname(*call.key)
             vpp_mac = pod_interface_kind.vpp_mac(*call.key)
             pod_mac = ""
@@ -184,12 +191,14 @@ class CniBackend:
                 undo.append(lambda: pods.give_back(call.key, taken, adopted=False))
                 host, vpp_mac = taken.spare.host_ifname, taken.spare.mac
                 undo.append(lambda: linux.delete_host_link(taken.spare.host_ifname))  # the macvlan goes too
-                pod_mac = _linux(call, "creating the pod's interface on a spare", lambda: linux.create_macvlan(
-                    taken.parent_ifname, call.netns, call.ifname, mtu))
+                with self._step("macvlan"):
+                    pod_mac = _linux(call, "creating the pod's interface on a spare", lambda: linux.create_macvlan(
+                        taken.parent_ifname, call.netns, call.ifname, mtu))
                 pods.adopting(call.key, taken.sw_if_index)
             elif pods.driver is Driver.VETH:
-                pod_mac = _linux(call, "creating the veth pair",
-                                 lambda: linux.create_veth(host, call.netns, call.ifname, mtu))
+                with self._step("veth"):
+                    pod_mac = _linux(call, "creating the veth pair",
+                                     lambda: linux.create_veth(host, call.netns, call.ifname, mtu))
                 undo.append(lambda: linux.delete_host_link(host))
             else:
                 host = call.ifname  # VPP creates the tun in the pod netns under the pod's name
@@ -217,7 +226,8 @@ class CniBackend:
                     self._configure_pod_side(call, pod_ips, "", mtu)
             if taken is not None:
                 pods.give_back(call.key, taken, adopted=True)
-            pods.store.put(a)
+            with self._step("record"):
+                pods.store.put(a)
         except BaseException as e:
             for step in reversed(undo):
                 try:
@@ -235,13 +245,15 @@ class CniBackend:
         return _result(a)
 
     def _configure_pod_side(self, call: CniCall, ips: list[str], gateway_mac: str, mtu: int) -> None:
-        _linux(call, "configuring the pod's interface", lambda: linux.configure_pod_side(
-            call.netns, call.ifname, ips, gateway_mac, mtu, gateway4=pod_interface_kind.GATEWAY4,
-            gateway6=pod_interface_kind.GATEWAY6, offloads=self.pods.offloads))
+        with self._step("pod-side"):
+            _linux(call, "configuring the pod's interface", lambda: linux.configure_pod_side(
+                call.netns, call.ifname, ips, gateway_mac, mtu, gateway4=pod_interface_kind.GATEWAY4,
+                gateway6=pod_interface_kind.GATEWAY6, offloads=self.pods.offloads))
 
     def _allocate(self, key: tuple[str, str]) -> tuple[Any, ...]:
         try:
-            return self.pods.ipam.allocate(*key)
+            with self._step("ipam-allocate"):
+                return self.pods.ipam.allocate(*key)
         except RangeExhausted as e:
             raise CniFailure(ERR_EXHAUSTED, "no pod address left", str(e)) from e
         except IpamError as e:
@@ -273,15 +285,20 @@ class CniBackend:
                     log.warning("DEL continues without VPP confirmation",
                                 extra={"container": call.container_id, "error": e.details})
                 if a.driver is not Driver.TUN and _same_netns(a):
-                    _remove_pod_side(a.netns, a.ifname)
+                    with self._step("pod-side-remove"):
+                        _remove_pod_side(a.netns, a.ifname)
                 if a.driver is Driver.VETH:
-                    linux.delete_host_link(a.host_ifname)
+                    with self._step("veth-delete"):
+                        linux.delete_host_link(a.host_ifname)
             else:
                 # A crash between steps of an ADD can leave a veth or an address without a record.
-                linux.delete_host_link(pod_interface_kind.host_ifname(*call.key))
-            pods.ipam.release(*call.key)
-            pods.ipam.release(call.container_id, MEMIF_IFNAME)
-            pods.store.delete(*call.key)
+                with self._step("veth-delete"):
+                    linux.delete_host_link(pod_interface_kind.host_ifname(*call.key))
+            with self._step("ipam-release"):
+                pods.ipam.release(*call.key)
+                pods.ipam.release(call.container_id, MEMIF_IFNAME)
+            with self._step("record-delete"):
+                pods.store.delete(*call.key)
         live = {c for c, _ in pods.attachment_keys()}
         with self._lock:
             if call.container_id not in live:

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import atomic
+from vppagent import atomic
 from .plugin import DEFAULT_AGENT_SOCKET, DEFAULT_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)

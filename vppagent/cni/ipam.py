@@ -26,7 +26,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from vppagent.cni.atomic import CorruptFile, private_dir, read_json, write_json
+from vppagent.atomic import CorruptFile, private_dir, read_json, write_json
 from vppagent.iptypes import IpAddress as IP
 from vppagent.iptypes import IpNetwork as Net
 

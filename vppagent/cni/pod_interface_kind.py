@@ -21,7 +21,7 @@ interfaces whatever their sw_if_index. Pod routes are owned by prefix:
 host routes inside this node's pod CIDRs in the pod table.
 
 Must not touch: the pod's Linux side (``linux.py``), IPAM, interfaces
-without our tag.
+without our tag (those a crash left untagged are ``orphan_kind.py``'s).
 """
 from __future__ import annotations
 
@@ -70,6 +70,12 @@ def interface_name(container_id: str, ifname: str) -> str:
 
 
 HOST_IFNAME = re.compile(r"vpa[0-9a-f]{12}")
+# A pod's memif socket: in VPP's abstract namespace, inside the pod's netns.
+MEMIF_SOCKET_PREFIX = "abstract:vppagent/"
+
+
+def memif_socket(memif_ifname: str, netns: str) -> str:
+    return f"{MEMIF_SOCKET_PREFIX}{memif_ifname},netns_name={netns}"
 
 
 def host_ifname(container_id: str, ifname: str) -> str:
@@ -136,7 +142,8 @@ class PodInterfaceDescriptor(VppKind):
     def create(self, vpp: VppClient, value: PodInterface, resolver: Resolver) -> int:
         sw_if_index, ready = self._create_device(vpp, value)
         try:
-            interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.name)
+            if value.driver is not Driver.TUN:  # a tun is tagged by its create (see orphan_kind)
+                interfaces.set_tag(vpp, sw_if_index, TAG_PREFIX + value.name)
             if not ready:
                 pool.base_config(vpp, sw_if_index, pool.BaseConfig(
                     value.mtu, value.table_id, resolver.handle(value.gateway) if value.gateway is not None else None,
@@ -162,7 +169,7 @@ class PodInterfaceDescriptor(VppKind):
             return pool.attach_af_packet(vpp, value.host_ifname, value.mac, value.mtu, self.rings), False
         if value.driver is Driver.TUN:
             return tap.create(vpp, tap.TapSpec(host_if_name=value.host_ifname, host_namespace=value.netns or None,
-                                               tun=True, host_mtu=value.mtu)), False
+                                               tun=True, host_mtu=value.mtu, tag=TAG_PREFIX + value.name)), False
         socket_id = memif.add_socket(vpp, value.host_ifname)
         try:
             return memif.create(vpp, memif.MemifSpec(socket_id=socket_id, role=memif.Role.MASTER,
@@ -255,5 +262,6 @@ def route_descriptor(table_id: int, pod_ranges: Callable[[], Sequence[IpNetwork]
                            interface_kinds=(KIND,))
 
 
-__all__ = ["GATEWAY4", "GATEWAY6", "KIND", "PodInterface", "PodInterfaceDescriptor", "ROUTE_KIND",
-           "gateway_loopback", "host_ifname", "interface_name", "pod_routes", "route_descriptor", "vpp_mac"]
+__all__ = ["GATEWAY4", "GATEWAY6", "HOST_IFNAME", "KIND", "MEMIF_SOCKET_PREFIX", "PodInterface",
+           "PodInterfaceDescriptor", "ROUTE_KIND", "gateway_loopback", "host_ifname", "interface_name",
+           "memif_socket", "pod_routes", "route_descriptor", "vpp_mac"]

@@ -38,6 +38,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from vppagent.crash import NONE as NO_CRASH, CrashPoints
 from vppagent.cni import linux
 from vppagent.reconcile import Intent, Key
 from vppagent.services import snat_kind
@@ -206,7 +207,7 @@ class SparePool:
     """Spares for ``mtu``-sized veth pods; ``size`` 0 disables the pool."""
 
     def __init__(self, *, size: int, mtu: int, submit: Callable[[], None], idle_s: float = 0.01,
-                 template: Spare | None = None, offloads: bool = False):
+                 template: Spare | None = None, offloads: bool = False, crash: CrashPoints = NO_CRASH):
         """``template``: the base configuration spares get (its name and MAC are ignored);
         ``offloads``: the pods' macvlans keep their TCP offloads (their parent's)."""
         self.size = size
@@ -215,6 +216,7 @@ class SparePool:
         self._template = template or Spare("", "", mtu)
         self.idle_s = idle_s
         self._submit = submit
+        self._crash = crash
         self._lock = threading.Lock()
         self._pending: dict[str, Spare] = {}            # host ifname -> spare, VPP not done yet
         self._ready: dict[str, tuple[Spare, int]] = {}  # host ifname -> (spare, sw_if_index)
@@ -260,11 +262,13 @@ class SparePool:
     def _fill_one(self) -> None:
         suffix = secrets.token_hex(6)
         host, spare_name = f"vpw{suffix}", f"vpx{suffix}"
+        self._crash.reached("cni:spare-veth:before")
         try:
             linux.create_spare_veth(host, spare_name, self.mtu, self.offloads)
         except linux.LinuxNetError as e:
             self._backoff("cannot create a spare veth", str(e))
             return
+        self._crash.reached("cni:spare-veth:after")
         spare = dataclasses.replace(self._template, host_ifname=host, mac=_spare_mac(host), mtu=self.mtu)
         with self._lock:
             self._pending[host] = spare

@@ -1,7 +1,7 @@
 """The agent's CNI gRPC server: the unix socket ``vppagent-cni`` talks to.
 
 Owns: the socket (mode 0600 in a 0700 directory: only root on the node
-may attach pods), decoding requests into ``CniCall``s for ``PodNetwork``,
+may attach pods), decoding requests into ``CniCall``s for the ``CniBackend``,
 and encoding its answers and ``CniFailure``s as the proto's replies.
 
 Deadlines: the plugin sends its timeout as the gRPC deadline. An ADD that
@@ -9,7 +9,7 @@ finishes after the caller gave up is rolled back at once (the runtime
 treats the ADD as failed and will retry or DEL; a pod attached behind its
 back would leak an address).
 
-Must not touch: VPP, netlink, IPAM (all behind ``PodNetwork``).
+Must not touch: VPP, netlink, IPAM (all behind the backend).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import grpc
 
 from vppagent.cni.pb import cni_backend_pb2 as pb
 from vppagent.cni.pb import cni_backend_pb2_grpc as pb_grpc
-from vppagent.cni.pods import ERR_INVALID_CONFIG, CniCall, CniFailure, PodNetwork, parse_cni_args
+from vppagent.cni.backend import ERR_INVALID_CONFIG, CniBackend, CniCall, CniFailure, parse_cni_args
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ def _call(req: Any) -> CniCall:
 
 
 class _Servicer(pb_grpc.CniBackendServicer):
-    def __init__(self, pods: PodNetwork, applied: Callable[[Any], Any]):
-        self.pods = pods
+    def __init__(self, backend: CniBackend, applied: Callable[[Any], Any]):
+        self.backend = backend
         self.applied = applied
 
     def _run(self, name: str, req: Any, fn: Callable[[], Any]) -> tuple[Any, pb.CniError | None]:
@@ -74,44 +74,44 @@ class _Servicer(pb_grpc.CniBackendServicer):
         def add() -> bytes:
             nonlocal call
             call = _call(request)
-            return json.dumps(self.pods.add(call)).encode()
+            return json.dumps(self.backend.add(call)).encode()
 
         result, err = self._run("ADD", request, add)
         if err is None and call is not None and not context.is_active():
             # The plugin gave up (deadline): it reported a failure, so undo.
             log.warning("ADD finished after the caller's deadline; rolling back",
                         extra={"container": call.container_id})
-            self._run("ADD-rollback", request, lambda: self.pods.delete(call))
+            self._run("ADD-rollback", request, lambda: self.backend.delete(call))
             return pb.AddReply(error=pb.CniError(code=11, msg="ADD finished too late and was rolled back"))
         return pb.AddReply(error=err) if err is not None else pb.AddReply(result=result)
 
     def Del(self, request: Any, context: grpc.ServicerContext) -> Any:
-        _, err = self._run("DEL", request, lambda: self.pods.delete(_call(request)))
+        _, err = self._run("DEL", request, lambda: self.backend.delete(_call(request)))
         return pb.CniReply(error=err) if err is not None else pb.CniReply()
 
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
-        _, err = self._run("CHECK", request, lambda: self.pods.check(_call(request), self.applied))
+        _, err = self._run("CHECK", request, lambda: self.backend.check(_call(request), self.applied))
         return pb.CniReply(error=err) if err is not None else pb.CniReply()
 
     def Status(self, request: Any, context: grpc.ServicerContext) -> Any:
-        _, err = self._run("STATUS", request, self.pods.status)
+        _, err = self._run("STATUS", request, self.backend.status)
         return pb.CniReply(error=err) if err is not None else pb.CniReply()
 
     def Gc(self, request: Any, context: grpc.ServicerContext) -> Any:
         valid = [(a.container_id, a.ifname) for a in request.valid_attachments]
-        _, err = self._run("GC", request, lambda: self.pods.gc(valid))
+        _, err = self._run("GC", request, lambda: self.backend.gc(valid))
         return pb.CniReply(error=err) if err is not None else pb.CniReply()
 
 
 class CniServer:
     """The gRPC server on ``socket_path``; ``start``/``stop`` from the agent's run()."""
 
-    def __init__(self, socket_path: str | Path, pods: PodNetwork, applied: Callable[[Any], Any], *,
+    def __init__(self, socket_path: str | Path, backend: CniBackend, applied: Callable[[Any], Any], *,
                  workers: int = 8):
         self.socket_path = Path(socket_path)
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
                                                               thread_name_prefix="cni"))
-        pb_grpc.add_CniBackendServicer_to_server(_Servicer(pods, applied), self._server)
+        pb_grpc.add_CniBackendServicer_to_server(_Servicer(backend, applied), self._server)
 
     def start(self) -> None:
         d = self.socket_path.parent

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from urllib.parse import quote
 
-from vppagent.cni.atomic import CorruptFile, fsync_dir, private_dir, read_json, write_json
+from vppagent.atomic import CorruptFile, fsync_dir, private_dir, read_json, write_json
 from vppagent.model.podnet import Attachment, InvalidAttachment
 
 log = logging.getLogger(__name__)

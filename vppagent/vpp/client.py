@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from vppagent.crash import NONE as NO_CRASH, CrashPoints
+
 from .api_defs import ApiDefinitions, Service, load_definitions
 from .codec import Codec
 from .compat import check_compatibility
@@ -128,6 +130,7 @@ class VppClient:
         required: Mapping[str, str] | None = None,
         auto_reconnect: bool = False,
         definitions: ApiDefinitions | None = None,
+        crash: CrashPoints = NO_CRASH,
     ):
         self.socket_path = socket_path
         self.timeout = timeout
@@ -136,6 +139,7 @@ class VppClient:
         self.codec = Codec(self.defs.messages)
         self._required = required
         self._auto_reconnect = auto_reconnect
+        self._crash = crash
         self._transport = SocketTransport(socket_path, timeout)
         self._write_lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
@@ -378,10 +382,12 @@ class VppClient:
 
     def call(self, name: str, *, check: bool = True, **fields: Any) -> Any:
         """Send one request and return VPP's reply; raise VppApiError on retval != 0."""
+        self._crash.reached(f"vpp:{name}:before")
         with self._write_lock:
             p, out = self._start(name, fields, None)
             self._send(p, out)
         self._wait(p)
+        self._crash.reached(f"vpp:{name}:after")
         return self._decode_reply(p, check)
 
     def dump(self, name: str, **fields: Any) -> list[Any]:
@@ -422,6 +428,7 @@ class VppClient:
                 out.clear()
 
         for name, fields in requests:
+            self._crash.reached(f"vpp:{name}:before")
             if not batch.slots.acquire(blocking=False):
                 flush()  # the replies that free a slot need their requests sent
                 if not batch.slots.acquire(timeout=self.timeout):
@@ -436,6 +443,9 @@ class VppClient:
         batch.finish(len(pendings))
         if not batch.done.wait(self.timeout):
             raise VppTimeoutError(f"bulk of {len(pendings)} requests", self.timeout)
+        if self._crash.armed:
+            for p in pendings:
+                self._crash.reached(f"vpp:{p.name}:after")
         replies: list[Any] = []
         errors: dict[int, VppApiError] = {}
         for i, p in enumerate(pendings):
