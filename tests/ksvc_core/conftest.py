@@ -15,7 +15,7 @@ from tests.c_build import CFLAGS, SANITIZE  # noqa: F401 - the suite's modules i
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "vpp_plugins" / "ksvc" / "core"
-CORE_SOURCES = ["../../common/kp_hash.c", "ks_services.c", "ks_session.c", "ks_packet.c"]
+CORE_SOURCES = ["../../common/kp_hash.c", "ks_services.c", "ks_session.c", "ks_packet.c", "ks_wire.c"]
 
 
 def compile_c(out: Path, sources: list[str], flags: list[str], cc: str = "gcc",

@@ -13,6 +13,7 @@ import pytest
 from .conftest import CORE_SOURCES, SANITIZE, compile_c, copy_core
 
 FUZZ_SECONDS = 60  # per target, in every run of the suite (CI included)
+WIRE_FUZZ_SECONDS = 30  # the message decoding: small code, a smaller budget
 
 
 def checked(stdout: str) -> dict[str, int]:
@@ -81,6 +82,47 @@ def test_libfuzzer_run_finds_nothing(build_dir: Path, tmp_path: Path):
     # (a 90 s run found the stale-session seed in fuzz_seeds.txt after ~107k runs).
     res = subprocess.run([str(exe), f"-max_total_time={FUZZ_SECONDS}", "-max_len=2048", "-seed=1", str(corpus)],
                          capture_output=True, text=True, timeout=FUZZ_SECONDS + 240, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = re.search(r"Done (\d+) runs", res.stderr)
+    assert m and int(m.group(1)) > 1000, res.stderr[-1000:]
+
+
+def test_deterministic_wire_fuzz_driver_finds_no_broken_invariant(build_dir: Path):
+    """The API messages' decoding (ks_wire.c), as the VPP glue runs it on what a client sent."""
+    exe = compile_c(build_dir / "fuzz_wire_driver", [*CORE_SOURCES, "fuzz_wire.c"], SANITIZE)
+    res = subprocess.run([str(exe), "2", "1"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = re.search(r"decoded (\d+), services accepted (\d+), refused (\d+)", res.stdout)
+    assert m and all(int(c) > 500 for c in m.groups()), res.stdout
+
+
+@pytest.mark.parametrize("before,after", [
+    # the count against the bytes that arrived: a read past the message
+    ("if (!kp_wire_fits(avail, n, sizeof(ks_wire_backend_t), KS_MAX_BACKENDS)) return KS_E_INVAL;",
+     "(void)avail;"),
+    # the IPv4-mapped check: an IPv6 backend silently taken as IPv4
+    ("if (!kp_wire_addr_ok(in)) return KS_E_INVAL;", "if (in->af > KP_WIRE_AF_IP6) return KS_E_INVAL;"),
+], ids=["count", "mapped"])
+def test_wire_fuzz_driver_detects_a_planted_bug(tmp_path: Path, before: str, after: str):
+    core = copy_core(tmp_path)
+    src = (core / "ks_wire.c").read_text()
+    assert before in src
+    (core / "ks_wire.c").write_text(src.replace(before, after))
+    exe = compile_c(tmp_path / "fuzz_wire_bad", [*CORE_SOURCES, "fuzz_wire.c"], SANITIZE, core=core)
+    res = subprocess.run([str(exe), "5", "1"], capture_output=True, text=True, timeout=120)
+    reports = ("heap-buffer-overflow", "runtime error", "invariant broken")  # ASan, UBSan, the harness
+    assert res.returncode != 0 and any(r in res.stderr for r in reports), res.stderr[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("clang") is None,
+                    reason="clang not installed (apt-get install -y clang); the gcc driver ran")
+def test_libfuzzer_wire_run_finds_nothing(build_dir: Path, tmp_path: Path):
+    exe = compile_c(build_dir / "fuzz_wire_libfuzzer", [*CORE_SOURCES, "fuzz_wire.c"],
+                    ["-O1", "-DKP_LIBFUZZER", "-fsanitize=fuzzer,address,undefined"], cc="clang")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    res = subprocess.run([str(exe), f"-max_total_time={WIRE_FUZZ_SECONDS}", "-max_len=2048", "-seed=1",
+                          str(corpus)], capture_output=True, text=True, timeout=WIRE_FUZZ_SECONDS + 240, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     m = re.search(r"Done (\d+) runs", res.stderr)
     assert m and int(m.group(1)) > 1000, res.stderr[-1000:]

@@ -16,7 +16,7 @@ from tests.c_build import CFLAGS, SANITIZE  # noqa: F401 - the suite's modules i
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "vpp_plugins" / "kpol" / "core"
 VECTORS = REPO / "vpp_plugins" / "kpol" / "vectors"
-CORE_SOURCES = ["../../common/kp_hash.c", "kp_lpm.c", "kpol_core.c", "kp_flow.c", "kp_items.c"]
+CORE_SOURCES = ["../../common/kp_hash.c", "kp_lpm.c", "kpol_core.c", "kp_flow.c", "kp_items.c", "kp_wire.c"]
 
 
 def compile_c(out: Path, sources: list[str], flags: list[str], cc: str = "gcc") -> Path:

@@ -18,6 +18,7 @@
 #include <vpp/app/version.h>
 
 #include <kpol/kpol.h>
+#include <kpol/core/kp_wire.h>
 #include <kpol/kpol.api_enum.h>
 #include <kpol/kpol.api_types.h>
 
@@ -26,9 +27,6 @@
 
 kpol_main_t kpol_main;
 
-/* Upper bound on members or items in one message: bounds what a single
- * message can make the handler allocate. */
-#define KPOL_MAX_BATCH (1u << 20)
 
 int kpol_api_error(int e) {
   switch (e) {
@@ -62,38 +60,21 @@ int kpol_interface_attach(u32 sw_if_index, u32 policy_id, int is_add) {
 
 /* ---- members ---- */
 
-static int decode_member(const vl_api_kpol_member_t *in, kp_member_t *out) {
-  clib_memset(out, 0, sizeof(*out));
-  if (in->addr.af == ADDRESS_IP4)
-    kp_addr_from_v4(&out->addr, in->addr.un.ip4);
-  else if (in->addr.af == ADDRESS_IP6)
-    kp_addr_from_v6(&out->addr, in->addr.un.ip6);
-  else
-    return -1;
-  out->plen = in->plen;
-  out->exclude = in->exclude ? 1 : 0;
-  out->proto = in->proto;
-  out->port = clib_net_to_host_u16(in->port);
-  return 0;
-}
+/* The messages' element arrays are decoded by the core (core/kp_wire.c, fuzzed there): its
+ * packed structs must be exactly vppapigen's. */
+#define KPOL_SAME_FIELD(w, a, f) STATIC_ASSERT(offsetof(w, f) == offsetof(a, f), #f " of " #a)
+STATIC_ASSERT(sizeof(kp_wire_member_t) == sizeof(vl_api_kpol_member_t), "kpol_member layout");
+STATIC_ASSERT(sizeof(kp_wire_addr_t) == sizeof(vl_api_address_t), "address layout");
+KPOL_SAME_FIELD(kp_wire_member_t, vl_api_kpol_member_t, plen);
+KPOL_SAME_FIELD(kp_wire_member_t, vl_api_kpol_member_t, port);
+STATIC_ASSERT(sizeof(kp_wire_item_t) == sizeof(vl_api_kpol_item_t), "kpol_item layout");
+KPOL_SAME_FIELD(kp_wire_item_t, vl_api_kpol_item_t, lo);
+KPOL_SAME_FIELD(kp_wire_item_t, vl_api_kpol_item_t, set_id);
 
-static void encode_member(const kp_member_t *in, vl_api_kpol_member_t *out) {
-  clib_memset(out, 0, sizeof(*out));
-  if (kp_addr_is_v4(&in->addr)) {
-    out->addr.af = ADDRESS_IP4;
-    clib_memcpy(out->addr.un.ip4, in->addr.b + 12, 4);
-  } else {
-    out->addr.af = ADDRESS_IP6;
-    clib_memcpy(out->addr.un.ip6, in->addr.b, 16);
-  }
-  out->plen = in->plen;
-  out->exclude = in->exclude;
-  out->proto = in->proto;
-  out->port = clib_host_to_net_u16(in->port);
-}
-
-static int msg_fits(void *mp, u64 fixed, u64 n, u64 elt) {
-  return n <= KPOL_MAX_BATCH && fixed + n * elt <= vl_msg_api_get_msg_length(mp);
+/* Bytes of the message after its fixed part (0 if it is shorter than that). */
+static u64 msg_tail(void *mp, u64 fixed) {
+  u64 len = vl_msg_api_get_msg_length(mp);
+  return len > fixed ? len - fixed : 0;
 }
 
 static void vl_api_kpol_ipset_add_t_handler(vl_api_kpol_ipset_add_t *mp) {
@@ -115,19 +96,17 @@ static void vl_api_kpol_ipset_members_add_del_t_handler(vl_api_kpol_ipset_member
   kpol_main_t *km = &kpol_main;
   vl_api_kpol_ipset_members_add_del_reply_t *rmp;
   u32 n = clib_net_to_host_u32(mp->n_members), failed_at = ~0;
+  u64 tail = msg_tail(mp, sizeof(*mp));
   kp_member_t *m = 0;
   int rv = 0;
-  if (!msg_fits(mp, sizeof(*mp), n, sizeof(mp->members[0]))) {
+  if (!kp_wire_fits(tail, n, sizeof(kp_wire_member_t), KP_WIRE_MAX_BATCH)) {
     rv = VNET_API_ERROR_INVALID_VALUE;
     goto done;
   }
   vec_validate(m, n ? n - 1 : 0);
-  for (u32 i = 0; i < n; i++) {
-    if (decode_member(&mp->members[i], &m[i])) {
-      rv = VNET_API_ERROR_INVALID_VALUE;
-      failed_at = i;
-      goto done;
-    }
+  if (kp_wire_members(mp->members, tail, n, m, &failed_at) != KP_OK) {
+    rv = VNET_API_ERROR_INVALID_VALUE;
+    goto done;
   }
   u32 id = clib_net_to_host_u32(mp->set_id);
   rv = kpol_api_error(mp->is_add ? kp_set_members_add(km->tables, id, m, n, &failed_at)
@@ -147,17 +126,12 @@ static void vl_api_kpol_policy_set_t_handler(vl_api_kpol_policy_set_t *mp) {
   int isolated[2] = {mp->ingress_isolated != 0, mp->egress_isolated != 0};
   kp_item_t *items = 0;
   int rv;
-  if (!msg_fits(mp, sizeof(*mp), n, sizeof(mp->items[0]))) {
+  u64 tail = msg_tail(mp, sizeof(*mp));
+  if (!kp_wire_fits(tail, n, sizeof(kp_wire_item_t), KP_WIRE_MAX_BATCH)) {
     rv = VNET_API_ERROR_INVALID_VALUE;
   } else {
     vec_validate(items, n ? n - 1 : 0);
-    for (u32 i = 0; i < n; i++) {
-      const vl_api_kpol_item_t *in = &mp->items[i];
-      items[i] = (kp_item_t){.type = in->type, .dir = in->dir, .any_peer = in->any_peer ? 1 : 0,
-                             .proto = in->proto, .lo = clib_net_to_host_u16(in->lo),
-                             .hi = clib_net_to_host_u16(in->hi),
-                             .set_id = clib_net_to_host_u32(in->set_id)};
-    }
+    kp_wire_items(mp->items, tail, n, items);
     rv = kpol_api_error(kp_policy_set_items(km->tables, clib_net_to_host_u32(mp->policy_id), isolated,
                                             items, n));
   }
@@ -202,7 +176,7 @@ static void send_ipset(kpol_main_t *km, vl_api_registration_t *reg, u32 context,
   rmp->set_id = clib_host_to_net_u32(id);
   rmp->kind = (u8)kind;
   rmp->n_members = clib_host_to_net_u32(n);
-  for (u32 i = 0; i < n; i++) encode_member(&ms[i], &rmp->members[i]);
+  for (u32 i = 0; i < n; i++) kp_wire_encode_member(&ms[i], (kp_wire_member_t *)&rmp->members[i]);
   vec_free(ms);
   vl_api_send_msg(reg, (u8 *)rmp);
 }
@@ -236,14 +210,7 @@ static void send_policy(kpol_main_t *km, vl_api_registration_t *reg, u32 context
   rmp->egress_isolated = isolated[1];
   rmp->n_items = clib_host_to_net_u32((u32)n);
   for (i64 i = 0; i < n; i++) {
-    vl_api_kpol_item_t *o = &rmp->items[i];
-    o->type = items[i].type;
-    o->dir = items[i].dir;
-    o->any_peer = items[i].any_peer;
-    o->proto = items[i].proto;
-    o->lo = clib_host_to_net_u16(items[i].lo);
-    o->hi = clib_host_to_net_u16(items[i].hi);
-    o->set_id = clib_host_to_net_u32(items[i].set_id);
+    kp_wire_encode_item(&items[i], (kp_wire_item_t *)&rmp->items[i]);
   }
   vec_free(items);
   vl_api_send_msg(reg, (u8 *)rmp);

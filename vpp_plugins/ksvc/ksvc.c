@@ -18,6 +18,7 @@
 #include <vpp/app/version.h>
 
 #include <ksvc/ksvc.h>
+#include <ksvc/core/ks_wire.h>
 #include <ksvc/ksvc.api_enum.h>
 #include <ksvc/ksvc.api_types.h>
 
@@ -66,27 +67,18 @@ int ksvc_enable_disable(u32 sw_if_index, int enable) {
   return 0;
 }
 
-/* 0 and the address, or -1 for an unknown family or an IPv4-mapped IPv6
- * address (the core holds IPv4 in that form: it would come back as IPv4). */
+/* Addresses and backend arrays are decoded by the core (core/ks_wire.c, fuzzed there):
+ * its packed structs must be exactly vppapigen's. */
+STATIC_ASSERT(sizeof(kp_wire_addr_t) == sizeof(vl_api_address_t), "address layout");
+STATIC_ASSERT(sizeof(ks_wire_backend_t) == sizeof(vl_api_ksvc_backend_t), "ksvc_backend layout");
+STATIC_ASSERT(offsetof(ks_wire_backend_t, port) == offsetof(vl_api_ksvc_backend_t, port), "ksvc_backend port");
+
 static int decode_addr(const vl_api_address_t *in, ks_addr_t *out) {
-  if (in->af == ADDRESS_IP4) {
-    ks_addr_from_v4(out, in->un.ip4);
-    return 0;
-  }
-  if (in->af != ADDRESS_IP6) return -1;
-  ks_addr_from_v6(out, in->un.ip6);
-  return ks_addr_is_v4(out) ? -1 : 0;
+  return ks_wire_addr((const kp_wire_addr_t *)in, out) == KS_OK ? 0 : -1;
 }
 
 static void encode_addr(const ks_addr_t *in, vl_api_address_t *out) {
-  clib_memset(out, 0, sizeof(*out));
-  if (ks_addr_is_v4(in)) {
-    out->af = ADDRESS_IP4;
-    clib_memcpy(out->un.ip4, in->b + 12, 4);
-  } else {
-    out->af = ADDRESS_IP6;
-    clib_memcpy(out->un.ip6, in->b, 16);
-  }
+  ks_wire_encode_addr(in, (kp_wire_addr_t *)out);
 }
 
 static void vl_api_ksvc_service_update_t_handler(vl_api_ksvc_service_update_t *mp) {
@@ -100,20 +92,15 @@ static void vl_api_ksvc_service_update_t_handler(vl_api_ksvc_service_update_t *m
     rv = VNET_API_ERROR_INVALID_VALUE_2;
     goto done;
   }
-  if ((u64)sizeof(*mp) + (u64)n * sizeof(mp->backends[0]) > vl_msg_api_get_msg_length(mp) ||
-      decode_addr(&mp->vip, &s.vip)) {
+  u64 len = vl_msg_api_get_msg_length(mp), tail = len > sizeof(*mp) ? len - sizeof(*mp) : 0;
+  if (!kp_wire_fits(tail, n, sizeof(ks_wire_backend_t), KS_MAX_BACKENDS) || decode_addr(&mp->vip, &s.vip)) {
     rv = VNET_API_ERROR_INVALID_VALUE;
     goto done;
   }
   vec_validate(be, n ? n - 1 : 0);
-  for (u32 i = 0; i < n; i++) {
-    clib_memset(&be[i], 0, sizeof(be[i]));
-    if (decode_addr(&mp->backends[i].addr, &be[i].addr)) {
-      rv = VNET_API_ERROR_INVALID_VALUE;
-      failed_at = i;
-      goto done;
-    }
-    be[i].port = clib_net_to_host_u16(mp->backends[i].port);
+  if (ks_wire_backends(mp->backends, tail, n, be, &failed_at) != KS_OK) {
+    rv = VNET_API_ERROR_INVALID_VALUE;
+    goto done;
   }
   s.proto = mp->proto;
   s.port = clib_net_to_host_u16(mp->port);
@@ -157,8 +144,7 @@ static int send_service(const ks_service_spec_t *s, void *arg) {
   rmp->timeout = clib_host_to_net_u32(s->timeout_s);
   rmp->n_backends = clib_host_to_net_u32(n);
   for (u32 i = 0; i < n; i++) {
-    encode_addr(&s->backends[i].addr, &rmp->backends[i].addr);
-    rmp->backends[i].port = clib_host_to_net_u16(s->backends[i].port);
+    ks_wire_encode_backend(&s->backends[i], (ks_wire_backend_t *)&rmp->backends[i]);
   }
   vl_api_send_msg(ctx->reg, (u8 *)rmp);
   return 0;

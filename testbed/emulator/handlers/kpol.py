@@ -133,7 +133,11 @@ def ipset_del(emu, mp):
 
 
 def _member(kind: SetKind, m: Any) -> object:
-    addr = canonical(ipaddress.ip_address(m.addr))
+    raw = ipaddress.ip_address(m.addr)
+    if isinstance(raw, ipaddress.IPv6Address) and raw.ipv4_mapped is not None:
+        # the core keeps IPv4 addresses IPv4-mapped: kp_wire.c refuses such an IPv6 member
+        raise ValueError(f"{raw} is IPv4-mapped")
+    addr = canonical(raw)
     if kind == SetKind.NET:
         # strict: host bits set is the C core's KP_E_INVAL
         return ipaddress.ip_network(f"{addr}/{m.plen}", strict=True), bool(m.exclude)

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../../common/kp_fuzz_driver.h"
 #include "kpol_core.h"
 
 #define NSETS 8
@@ -402,25 +402,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #ifndef KP_LIBFUZZER
 /* Fallback driver without libFuzzer: random inputs from a seed for a while. */
 int main(int argc, char **argv) {
-  double seconds = argc > 1 ? atof(argv[1]) : 3.0;
-  uint64_t s = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
-  uint8_t buf[4096];
-  clock_t end = clock() + (clock_t)(seconds * CLOCKS_PER_SEC);
-  unsigned long runs = 0;
-  do {
-    for (int k = 0; k < 64; k++) {
-      size_t n = 0, len;
-      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-      len = 64 + s % (sizeof(buf) - 64);
-      while (n < len) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        uint64_t v = s;
-        for (int j = 0; j < 8 && n < len; j++, v >>= 8) buf[n++] = (uint8_t)v;
-      }
-      run(buf, len);
-      runs++;
-    }
-  } while (clock() < end);
+  unsigned long runs = kp_fuzz_drive(argc, argv, 64, 4096, run, NULL);
   printf("fuzz: %lu inputs, no invariant broken; verdicts: rule %lu, default-deny %lu, "
          "not-isolated %lu, reply %lu, table-full %lu, cached %lu\n",
          runs, reached[0], reached[1], reached[2], reached[3], reached[4], reached[5]);
