@@ -70,7 +70,7 @@ class CrashPoints:
         return bool(self._point or self.trace)
 
     def reached(self, point: str) -> None:
-        if not (self._point or self.trace):
+        if not self.armed:
             return
         with self._lock:
             self._seen[point] += 1

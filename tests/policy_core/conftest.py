@@ -19,8 +19,9 @@ VECTORS = REPO / "vpp_plugins" / "kpol" / "vectors"
 CORE_SOURCES = ["../../common/kp_hash.c", "kp_lpm.c", "kpol_core.c", "kp_flow.c", "kp_items.c", "kp_wire.c"]
 
 
-def compile_c(out: Path, sources: list[str], flags: list[str], cc: str = "gcc") -> Path:
-    return c_build.compile_c(out, CORE, sources, flags, cc)
+def compile_c(out: Path, sources: list[str], flags: list[str], cc: str = "gcc",
+              core: Path = CORE) -> Path:
+    return c_build.compile_c(out, core, sources, flags, cc)
 
 
 @pytest.fixture(scope="session")
